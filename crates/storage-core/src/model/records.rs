@@ -1,0 +1,2 @@
+//! Relational records: profiles, entities, vaults, todos, tips, conversations, messages,
+//! message thinking and monitoring.

@@ -1,0 +1,174 @@
+//! Input checks shared by every backend, run before anything is written.
+
+use std::collections::HashSet;
+
+use crate::error::{Result, StorageError};
+use crate::model::ProcessedContext;
+use crate::payload;
+
+/// Longest accepted id, in bytes.
+pub const MAX_ID_LEN: usize = 512;
+
+/// Largest accepted flattened payload of one context, in bytes of JSON (1 MiB).
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+
+/// Checks an id: non-empty, at most [`MAX_ID_LEN`] bytes, no control characters.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming `field`.
+pub fn validate_id(field: &str, id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(StorageError::invalid_input(format!("{field} must not be empty")));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(StorageError::invalid_input(format!(
+            "{field} is {} bytes long, the limit is {MAX_ID_LEN}",
+            id.len()
+        )));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(StorageError::invalid_input(format!(
+            "{field} {id:?} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a vector: exactly `dimension` components, all finite, not all zero (cosine
+/// similarity is undefined for the zero vector).
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming `field`, the bound and the first bad component.
+pub fn validate_vector(field: &str, vector: &[f32], dimension: usize) -> Result<()> {
+    if vector.len() != dimension {
+        return Err(StorageError::invalid_input(format!(
+            "{field} has {} components, expected {dimension}",
+            vector.len()
+        )));
+    }
+    if let Some((i, x)) = vector.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        return Err(StorageError::invalid_input(format!(
+            "{field}[{i}] is {x}; components must be finite"
+        )));
+    }
+    if vector.iter().all(|x| *x == 0.0) {
+        return Err(StorageError::invalid_input(format!(
+            "{field} is the zero vector; cosine similarity is undefined for it"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a batch of contexts for upsert: unique valid ids, vectors of `dimension`, scores in
+/// 0..=10, a valid `time_bucket`, metadata keys that do not shadow context fields, payload
+/// within [`MAX_PAYLOAD_BYTES`]. Nothing is written when this fails.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming the context id and the field.
+pub fn validate_contexts(contexts: &[ProcessedContext], dimension: usize) -> Result<()> {
+    let mut seen = HashSet::with_capacity(contexts.len());
+    for (i, c) in contexts.iter().enumerate() {
+        validate_id(&format!("contexts[{i}].id"), &c.id)?;
+        if !seen.insert(c.id.as_str()) {
+            return Err(StorageError::invalid_input(format!(
+                "context id '{}' appears twice in one batch",
+                c.id
+            )));
+        }
+        validate_context(c, dimension)?;
+    }
+    Ok(())
+}
+
+/// Checks one context (see [`validate_contexts`]).
+pub fn validate_context(c: &ProcessedContext, dimension: usize) -> Result<()> {
+    let id = &c.id;
+    let vector = c.vectorize.vector.as_deref().ok_or_else(|| {
+        StorageError::invalid_input(format!(
+            "context '{id}' has no vector (vectorize.vector); embed it first or configure an embedder"
+        ))
+    })?;
+    validate_vector(&format!("context '{id}' vectorize.vector"), vector, dimension)?;
+    for (name, v) in [("confidence", c.extracted_data.confidence), ("importance", c.extracted_data.importance)] {
+        if v > 10 {
+            return Err(StorageError::invalid_input(format!(
+                "context '{id}' {name} is {v}, the range is 0 to 10"
+            )));
+        }
+    }
+    if let Some(tb) = &c.properties.time_bucket {
+        crate::time_bucket::granularity(&format!("context '{id}' time_bucket"), tb)?;
+    }
+    for key in c.metadata.keys() {
+        if payload::is_reserved_key(key) {
+            return Err(StorageError::invalid_input(format!(
+                "context '{id}' metadata key '{key}' collides with a context field of the same name"
+            )));
+        }
+        crate::filter::validate_field_name(key).map_err(|_| {
+            StorageError::invalid_input(format!(
+                "context '{id}' metadata key {key:?} is not a field name (expected [A-Za-z_][A-Za-z0-9_.]*)"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks the size of a flattened payload.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming the id, the size and the limit.
+pub fn validate_payload_size(id: &str, encoded_len: usize) -> Result<()> {
+    if encoded_len > MAX_PAYLOAD_BYTES {
+        return Err(StorageError::invalid_input(format!(
+            "context '{id}' payload is {encoded_len} bytes, the limit is {MAX_PAYLOAD_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ContextType;
+
+    fn ctx(id: &str, v: Vec<f32>) -> ProcessedContext {
+        let mut c = ProcessedContext::new(ContextType::Event, "t");
+        c.id = id.into();
+        c.vectorize.vector = Some(v);
+        c
+    }
+
+    #[test]
+    fn rejects_bad_vectors_with_the_bound() {
+        let e = validate_vector("q", &[1.0, 2.0], 3).unwrap_err().to_string();
+        assert!(e.contains("2 components, expected 3"), "{e}");
+        let e = validate_vector("q", &[1.0, f32::NAN, 0.0], 3).unwrap_err().to_string();
+        assert!(e.contains("q[1] is NaN"), "{e}");
+        assert!(validate_vector("q", &[f32::INFINITY, 0.0, 0.0], 3).is_err());
+        assert!(validate_vector("q", &[0.0; 3], 3).is_err());
+        assert!(validate_vector("q", &[0.0, 1.0, 0.0], 3).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_batches() {
+        assert!(validate_contexts(&[ctx("", vec![1.0])], 1).is_err());
+        let e = validate_contexts(&[ctx("a", vec![1.0]), ctx("a", vec![1.0])], 1).unwrap_err();
+        assert!(e.to_string().contains("twice"));
+        let mut no_vec = ctx("a", vec![1.0]);
+        no_vec.vectorize.vector = None;
+        assert!(validate_contexts(&[no_vec], 1).is_err());
+        let mut shadow = ctx("a", vec![1.0]);
+        shadow.metadata.insert("user_id".into(), "x".into());
+        assert!(validate_contexts(&[shadow], 1).unwrap_err().to_string().contains("user_id"));
+        let mut bucket = ctx("a", vec![1.0]);
+        bucket.properties.time_bucket = Some("last week".into());
+        assert!(validate_contexts(&[bucket], 1).is_err());
+        let mut imp = ctx("a", vec![1.0]);
+        imp.extracted_data.importance = 11;
+        assert!(validate_contexts(&[imp], 1).is_err());
+        assert!(validate_contexts(&[ctx("a", vec![1.0]), ctx("b", vec![1.0])], 1).is_ok());
+        assert!(validate_id("id", "a\u{0}b").is_err());
+        assert!(validate_id("id", &"x".repeat(MAX_ID_LEN + 1)).is_err());
+    }
+}
