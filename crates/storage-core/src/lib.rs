@@ -6,15 +6,19 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod document;
 mod error;
 pub mod filter;
 pub mod model;
 pub mod payload;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod time;
 pub mod time_bucket;
 pub mod validate;
 
 pub use backend::*;
+pub use document::*;
 pub use error::{ErrorKind, Result, ResultExt, StorageError};
 pub use filter::{Filter, Scope, Value};
 pub use model::*;

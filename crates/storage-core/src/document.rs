@@ -1,0 +1,1 @@
+//! The document (relational) backend trait. Owned by the SQLite work; see `storage-sqlite`.

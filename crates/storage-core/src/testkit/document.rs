@@ -1,0 +1,1 @@
+//! Document backend conformance kit.
