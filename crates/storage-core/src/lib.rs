@@ -6,7 +6,9 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub mod config;
 mod document;
+mod embedder;
 mod error;
 pub mod filter;
 pub mod model;
@@ -19,6 +21,7 @@ pub mod validate;
 
 pub use backend::*;
 pub use document::*;
+pub use embedder::*;
 pub use error::{ErrorKind, Result, ResultExt, StorageError};
 pub use filter::{Filter, Scope, Value};
 pub use model::*;

@@ -1,0 +1,477 @@
+//! Configuration: serde structs, and a loader for the original's YAML shape.
+//!
+//! ```yaml
+//! storage:
+//!   backends:
+//!     - name: default_vector
+//!       storage_type: vector_db        # or document_db
+//!       backend: qdrant                # a registered backend name, or "default"
+//!       default: true
+//!       config:
+//!         path: "${CONTEXT_PATH:.}/persist/qdrant"
+//!         vector_size: 384
+//! consumption:
+//!   enabled: "${CONSUMPTION_ENABLED:false}"
+//! ```
+//!
+//! `${VAR}` and `${VAR:default}` are replaced inside string values (after YAML parsing, so a
+//! variable's value can never change the document's structure). A variable that is unset and
+//! has no default becomes the empty string. Substituted values stay strings; numeric and
+//! boolean fields accept strings through [`lenient`], so `port: "${PORT:6379}"` works.
+//! Other top-level sections of the original's `config.yaml` (llm, capture, web...) are ignored.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value as Json;
+
+use crate::backend::StorageType;
+use crate::error::{Result, StorageError};
+use crate::model::JsonMap;
+
+/// The parts of the application configuration the storage layer reads.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AppConfig {
+    /// The `storage` section.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// The `consumption` section (gates the vector store's `todo` collection).
+    #[serde(default)]
+    pub consumption: ConsumptionConfig,
+    /// The `embedding_model` section, for auto-vectorizing contexts without a vector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_model: Option<EmbeddingConfig>,
+}
+
+/// The `storage` section: the backends to create.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StorageConfig {
+    /// Whether storage is enabled (the original's flag; `true` by default).
+    #[serde(default = "yes", deserialize_with = "lenient")]
+    pub enabled: bool,
+    /// Backends to create; one vector and one document backend are used (the ones marked
+    /// `default: true`, else the first of each type).
+    #[serde(default)]
+    pub backends: Vec<BackendConfig>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { enabled: true, backends: Vec::new() }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One entry of `storage.backends`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct BackendConfig {
+    /// A label for logs (`default_vector`).
+    #[serde(default)]
+    pub name: String,
+    /// `vector_db` or `document_db`.
+    pub storage_type: StorageType,
+    /// Registered backend name (`sqlite`, `qdrant`, ...) or `default` for the first registered
+    /// backend of this storage type.
+    pub backend: String,
+    /// Preferred over other backends of the same type.
+    #[serde(default, deserialize_with = "lenient")]
+    pub default: bool,
+    /// Backend-specific settings, parsed by the backend into its own config type.
+    #[serde(default)]
+    pub config: JsonMap,
+}
+
+impl BackendConfig {
+    /// Parses `config` into the backend's typed configuration.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Config`] naming the backend and serde's complaint (missing key,
+    /// wrong type, unknown key when the type denies them).
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(Json::Object(self.config.clone())).map_err(|e| {
+            StorageError::config(format!(
+                "backend '{}' ({}): invalid config: {e}",
+                self.name, self.backend
+            ))
+        })
+    }
+}
+
+impl fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendConfig")
+            .field("name", &self.name)
+            .field("storage_type", &self.storage_type)
+            .field("backend", &self.backend)
+            .field("default", &self.default)
+            .field("config", &Redacted(&Json::Object(self.config.clone())))
+            .finish()
+    }
+}
+
+/// Whether a config key names a secret, whose value is never printed.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "passwd", "secret", "token", "api_key", "apikey", "access_key", "credential", "private_key"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+/// Debug view of JSON with the values of secret keys (see [`is_secret_key`]) replaced by `***`.
+pub struct Redacted<'a>(pub &'a Json);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", redact(self.0))
+    }
+}
+
+/// A copy of `value` with the values of secret keys replaced by `"***"`.
+pub fn redact(value: &Json) -> Json {
+    match value {
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(k) && !v.is_null() { Json::from("***") } else { redact(v) };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Json::Array(items) => Json::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The `consumption` section.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ConsumptionConfig {
+    /// Whether consumption features are on; when off, vector backends create no `todo`
+    /// collection and todo-embedding calls return `Unsupported`.
+    #[serde(default, deserialize_with = "lenient")]
+    pub enabled: bool,
+}
+
+/// The `embedding_model` section: an OpenAI-compatible embeddings endpoint.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct EmbeddingConfig {
+    /// Base URL, e.g. `https://api.openai.com/v1`; `/embeddings` is appended.
+    pub base_url: String,
+    /// Bearer token (never printed).
+    #[serde(default)]
+    pub api_key: Secret,
+    /// Model name.
+    pub model: String,
+    /// Requested output dimension (`dimensions` in the request); also the expected vector length.
+    #[serde(default, deserialize_with = "lenient_opt")]
+    pub output_dim: Option<usize>,
+    /// Request timeout in seconds (default 30).
+    #[serde(default = "default_timeout", deserialize_with = "lenient")]
+    pub timeout_secs: f64,
+    /// Texts per request (default 64).
+    #[serde(default = "default_batch", deserialize_with = "lenient")]
+    pub batch_size: usize,
+}
+
+fn default_timeout() -> f64 {
+    30.0
+}
+
+fn default_batch() -> usize {
+    64
+}
+
+impl fmt::Debug for EmbeddingConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddingConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key)
+            .field("model", &self.model)
+            .field("output_dim", &self.output_dim)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("batch_size", &self.batch_size)
+            .finish()
+    }
+}
+
+/// A secret string: `Debug` and `Display` print `***`; [`Secret::expose`] gives the value.
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the secret is empty (unset).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "***" })
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        // Numbers are accepted: an all-digit password substituted from the environment.
+        match Json::deserialize(d)? {
+            Json::String(s) => Ok(Secret(s)),
+            Json::Number(n) => Ok(Secret(n.to_string())),
+            Json::Null => Ok(Secret::default()),
+            _ => Err(serde::de::Error::custom("a secret must be a string")),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NativeOrText<T> {
+    Native(T),
+    Text(String),
+}
+
+/// Deserialises `T` from its native form or from a string (`"6379"`, `"false"`), for fields
+/// that may be filled by `${VAR}` substitution.
+pub fn lenient<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + FromStr,
+    T::Err: fmt::Display,
+{
+    match NativeOrText::<T>::deserialize(d)? {
+        NativeOrText::Native(v) => Ok(v),
+        NativeOrText::Text(s) => s.trim().parse().map_err(|e| {
+            serde::de::Error::custom(format!("cannot parse {s:?}: {e}"))
+        }),
+    }
+}
+
+/// Like [`lenient`] for optional fields; `null` and `""` are `None`.
+pub fn lenient_opt<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + FromStr,
+    T::Err: fmt::Display,
+{
+    match Option::<NativeOrText<T>>::deserialize(d)? {
+        None => Ok(None),
+        Some(NativeOrText::Native(v)) => Ok(Some(v)),
+        Some(NativeOrText::Text(s)) if s.trim().is_empty() => Ok(None),
+        Some(NativeOrText::Text(s)) => s.trim().parse().map(Some).map_err(|e| {
+            serde::de::Error::custom(format!("cannot parse {s:?}: {e}"))
+        }),
+    }
+}
+
+/// Loads a configuration file: reads it, parses YAML, substitutes `${VAR}` from the process
+/// environment, and deserialises [`AppConfig`].
+///
+/// # Errors
+/// [`crate::ErrorKind::Config`] naming the file for unreadable files, invalid YAML or
+/// mismatching fields; [`crate::ErrorKind::InvalidInput`] for a path that is not UTF-8.
+pub fn load_config(path: &Path) -> Result<AppConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        StorageError::config(format!("cannot read config file {}: {e}", path.display()))
+    })?;
+    parse_config(&text, |name| std::env::var(name).ok()).map_err(|e| {
+        StorageError::config(format!("config file {}: {}", path.display(), e.message()))
+    })
+}
+
+/// Parses configuration text (see [`load_config`]) with variables looked up by `env`.
+pub fn parse_config(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<AppConfig> {
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
+        .map_err(|e| StorageError::config(format!("invalid YAML: {e}")))?;
+    let mut json: Json = serde_json::to_value(&yaml)
+        .map_err(|e| StorageError::config(format!("unsupported YAML value: {e}")))?;
+    substitute_tree(&mut json, &env)?;
+    serde_json::from_value(json).map_err(|e| StorageError::config(format!("invalid configuration: {e}")))
+}
+
+fn substitute_tree(value: &mut Json, env: &impl Fn(&str) -> Option<String>) -> Result<()> {
+    match value {
+        Json::String(s) if s.contains("${") => *s = substitute(s, env)?,
+        Json::Array(items) => items.iter_mut().try_for_each(|v| substitute_tree(v, env))?,
+        Json::Object(map) => map.values_mut().try_for_each(|v| substitute_tree(v, env))?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Replaces every `${VAR}` / `${VAR:default}` in `text`. The default may be empty and may
+/// contain `:` (only the first colon separates). An unset variable without default becomes "".
+///
+/// # Errors
+/// [`crate::ErrorKind::Config`] for an unterminated `${` or an invalid variable name.
+pub fn substitute(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| {
+            StorageError::config(format!("unterminated '${{' in {text:?}"))
+        })?;
+        let expr = &after[..end];
+        let (name, default) = match expr.split_once(':') {
+            Some((n, d)) => (n, Some(d)),
+            None => (expr, None),
+        };
+        let valid = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(StorageError::config(format!(
+                "invalid variable name {name:?} in {text:?}"
+            )));
+        }
+        match env(name) {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(default.unwrap_or("")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Resolves a configured path: relative paths are taken relative to `base` (the config
+/// file's directory), and the result must be valid UTF-8.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming `field` when the path is empty or not UTF-8.
+pub fn resolve_path(field: &str, path: &Path, base: Option<&Path>) -> Result<PathBuf> {
+    if path.as_os_str().is_empty() {
+        return Err(StorageError::invalid_input(format!("{field} must not be empty")));
+    }
+    let full = match base {
+        Some(b) if path.is_relative() => b.join(path),
+        _ => path.to_path_buf(),
+    };
+    if full.to_str().is_none() {
+        return Err(StorageError::invalid_input(format!(
+            "{field} {} is not valid UTF-8",
+            full.display()
+        )));
+    }
+    Ok(full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGINAL: &str = r#"
+logging:
+  level: DEBUG
+llm:
+  config:
+    api_key: "${LLM_API_KEY}"
+storage:
+  enabled: true
+  backends:
+    - name: "default_vector"
+      storage_type: "vector_db"
+      backend: "qdrant"
+      default: true
+      config:
+        vector_size: ${DIM:384}
+        path: "${CONTEXT_PATH:.}/persist/qdrant"
+    - name: "document_store"
+      storage_type: "document_db"
+      backend: "mysql"
+      default: "${DOC_DEFAULT:true}"
+      config:
+        host: "${MYSQL_HOST:localhost}"
+        password: "${MYSQL_PASSWORD:root123}"
+consumption:
+  enabled: "${CONSUMPTION_ENABLED:false}"
+"#;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "CONTEXT_PATH" => Some("/data".into()),
+            "MYSQL_PASSWORD" => Some("s3cr3t: {x}".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn loads_the_original_shape_with_substitution() {
+        let cfg = parse_config(ORIGINAL, env).unwrap();
+        assert!(cfg.storage.enabled);
+        assert!(!cfg.consumption.enabled);
+        let v = &cfg.storage.backends[0];
+        assert_eq!(v.storage_type, StorageType::VectorDb);
+        assert_eq!(v.config["path"], "/data/persist/qdrant");
+        assert_eq!(v.config["vector_size"], "384");
+        let d = &cfg.storage.backends[1];
+        assert!(d.default);
+        assert_eq!(d.config["password"], "s3cr3t: {x}", "values never change the structure");
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let cfg = parse_config(ORIGINAL, env).unwrap();
+        let dbg = format!("{:?}", cfg.storage.backends[1]);
+        assert!(!dbg.contains("s3cr3t"), "{dbg}");
+        assert!(dbg.contains("***"));
+        assert!(dbg.contains("localhost"));
+        assert_eq!(format!("{:?}", Secret::new("k")), "***");
+    }
+
+    #[test]
+    fn lenient_numbers_and_bools() {
+        #[derive(Deserialize)]
+        struct C {
+            #[serde(deserialize_with = "lenient")]
+            n: u32,
+            #[serde(deserialize_with = "lenient")]
+            b: bool,
+            #[serde(default, deserialize_with = "lenient_opt")]
+            o: Option<u16>,
+        }
+        let c: C = serde_json::from_str(r#"{"n": "42", "b": "true", "o": ""}"#).unwrap();
+        assert_eq!((c.n, c.b, c.o), (42, true, None));
+        let c: C = serde_json::from_str(r#"{"n": 7, "b": false, "o": "9"}"#).unwrap();
+        assert_eq!((c.n, c.b, c.o), (7, false, Some(9)));
+        assert!(serde_json::from_str::<C>(r#"{"n": "x", "b": true}"#).is_err());
+    }
+
+    #[test]
+    fn substitution_edge_cases() {
+        let e = |n: &str| (n == "A").then(|| "1".to_string());
+        assert_eq!(substitute("${A}-${B:x:y}-${C:}", &e).unwrap(), "1-x:y-");
+        assert!(substitute("${A", &e).is_err());
+        assert!(substitute("${A B}", &e).is_err());
+        assert!(parse_config("storage: [", e).is_err());
+    }
+
+    #[test]
+    fn resolve_path_is_relative_to_base() {
+        let p = resolve_path("path", Path::new("db.sqlite"), Some(Path::new("/etc/oc"))).unwrap();
+        assert_eq!(p, PathBuf::from("/etc/oc/db.sqlite"));
+        assert!(resolve_path("path", Path::new(""), None).is_err());
+    }
+}
