@@ -4,4 +4,7 @@
 //! what a backend does not claim.
 
 pub mod document;
+mod memory;
 pub mod vector;
+
+pub use memory::MemoryVectorBackend;
