@@ -253,14 +253,19 @@ pub trait VectorStorageBackend: StorageBackend {
 
     /// Inserts or replaces one context. Returns its id.
     async fn upsert_processed_context(&self, context: &ProcessedContext) -> Result<String> {
-        let mut ids = self.batch_upsert_processed_context(std::slice::from_ref(context)).await?;
+        let mut ids = self
+            .batch_upsert_processed_context(std::slice::from_ref(context))
+            .await?;
         Ok(ids.pop().unwrap_or_default())
     }
 
     /// Inserts or replaces contexts. The whole batch is validated first (ids, vectors,
     /// metadata): on a validation error nothing is written. Returns the ids in input order.
     /// When this returns `Ok`, the data is durable.
-    async fn batch_upsert_processed_context(&self, contexts: &[ProcessedContext]) -> Result<Vec<String>>;
+    async fn batch_upsert_processed_context(
+        &self,
+        contexts: &[ProcessedContext],
+    ) -> Result<Vec<String>>;
 
     /// Lists contexts per type with limit/offset paging (prefer
     /// [`VectorStorageBackend::scroll_processed_contexts`] to walk everything).
@@ -299,7 +304,11 @@ pub trait VectorStorageBackend: StorageBackend {
 
     /// Deletes every context (of any type) whose `source_file_key` equals the key, restricted
     /// to `user_id` when given. Returns how many were deleted.
-    async fn delete_by_source_file(&self, source_file_key: &str, user_id: Option<&str>) -> Result<u64>;
+    async fn delete_by_source_file(
+        &self,
+        source_file_key: &str,
+        user_id: Option<&str>,
+    ) -> Result<u64>;
 
     /// Contexts of one hierarchy level whose `time_bucket` lies within the inclusive bounds
     /// (string comparison), ordered by `time_bucket` then id, at most `top_k`. Scores are 1.0.
@@ -341,5 +350,8 @@ pub trait VectorStorageBackend: StorageBackend {
     /// Every matching context, type by type, fetched in pages of `batch_size` with the
     /// backend's native cursor (never offset paging). Each context is yielded exactly once
     /// provided no writes happen meanwhile.
-    fn scroll_processed_contexts(&self, query: ScrollQuery) -> BoxStream<'_, Result<ProcessedContext>>;
+    fn scroll_processed_contexts(
+        &self,
+        query: ScrollQuery,
+    ) -> BoxStream<'_, Result<ProcessedContext>>;
 }

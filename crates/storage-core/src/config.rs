@@ -59,7 +59,10 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { enabled: true, backends: Vec::new() }
+        StorageConfig {
+            enabled: true,
+            backends: Vec::new(),
+        }
     }
 }
 
@@ -117,9 +120,19 @@ impl fmt::Debug for BackendConfig {
 /// Whether a config key names a secret, whose value is never printed.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "api_key", "apikey", "access_key", "credential", "private_key"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "access_key",
+        "credential",
+        "private_key",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// Debug view of JSON with the values of secret keys (see [`is_secret_key`]) replaced by `***`.
@@ -137,7 +150,11 @@ pub fn redact(value: &Json) -> Json {
         Json::Object(map) => Json::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let v = if is_secret_key(k) && !v.is_null() { Json::from("***") } else { redact(v) };
+                    let v = if is_secret_key(k) && !v.is_null() {
+                        Json::from("***")
+                    } else {
+                        redact(v)
+                    };
                     (k.clone(), v)
                 })
                 .collect(),
@@ -261,9 +278,10 @@ where
 {
     match NativeOrText::<T>::deserialize(d)? {
         NativeOrText::Native(v) => Ok(v),
-        NativeOrText::Text(s) => s.trim().parse().map_err(|e| {
-            serde::de::Error::custom(format!("cannot parse {s:?}: {e}"))
-        }),
+        NativeOrText::Text(s) => s
+            .trim()
+            .parse()
+            .map_err(|e| serde::de::Error::custom(format!("cannot parse {s:?}: {e}"))),
     }
 }
 
@@ -278,9 +296,11 @@ where
         None => Ok(None),
         Some(NativeOrText::Native(v)) => Ok(Some(v)),
         Some(NativeOrText::Text(s)) if s.trim().is_empty() => Ok(None),
-        Some(NativeOrText::Text(s)) => s.trim().parse().map(Some).map_err(|e| {
-            serde::de::Error::custom(format!("cannot parse {s:?}: {e}"))
-        }),
+        Some(NativeOrText::Text(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("cannot parse {s:?}: {e}"))),
     }
 }
 
@@ -306,7 +326,8 @@ pub fn parse_config(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<
     let mut json: Json = serde_json::to_value(&yaml)
         .map_err(|e| StorageError::config(format!("unsupported YAML value: {e}")))?;
     substitute_tree(&mut json, &env)?;
-    serde_json::from_value(json).map_err(|e| StorageError::config(format!("invalid configuration: {e}")))
+    serde_json::from_value(json)
+        .map_err(|e| StorageError::config(format!("invalid configuration: {e}")))
 }
 
 fn substitute_tree(value: &mut Json, env: &impl Fn(&str) -> Option<String>) -> Result<()> {
@@ -330,9 +351,9 @@ pub fn substitute(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<S
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| {
-            StorageError::config(format!("unterminated '${{' in {text:?}"))
-        })?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| StorageError::config(format!("unterminated '${{' in {text:?}")))?;
         let expr = &after[..end];
         let (name, default) = match expr.split_once(':') {
             Some((n, d)) => (n, Some(d)),
@@ -363,7 +384,9 @@ pub fn substitute(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<S
 /// [`crate::ErrorKind::InvalidInput`] naming `field` when the path is empty or not UTF-8.
 pub fn resolve_path(field: &str, path: &Path, base: Option<&Path>) -> Result<PathBuf> {
     if path.as_os_str().is_empty() {
-        return Err(StorageError::invalid_input(format!("{field} must not be empty")));
+        return Err(StorageError::invalid_input(format!(
+            "{field} must not be empty"
+        )));
     }
     let full = match base {
         Some(b) if path.is_relative() => b.join(path),
@@ -428,7 +451,10 @@ consumption:
         assert_eq!(v.config["vector_size"], "384");
         let d = &cfg.storage.backends[1];
         assert!(d.default);
-        assert_eq!(d.config["password"], "s3cr3t: {x}", "values never change the structure");
+        assert_eq!(
+            d.config["password"], "s3cr3t: {x}",
+            "values never change the structure"
+        );
     }
 
     #[test]

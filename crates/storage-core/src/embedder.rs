@@ -34,8 +34,9 @@ pub async fn embed_missing(
     contexts: &mut [ProcessedContext],
     embedder: Option<&dyn Embedder>,
 ) -> Result<()> {
-    let missing: Vec<usize> =
-        (0..contexts.len()).filter(|&i| contexts[i].vectorize.vector.is_none()).collect();
+    let missing: Vec<usize> = (0..contexts.len())
+        .filter(|&i| contexts[i].vectorize.vector.is_none())
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -48,12 +49,16 @@ pub async fn embed_missing(
     let mut texts = Vec::with_capacity(missing.len());
     for &i in &missing {
         let c = &contexts[i];
-        let text = c.vectorize.vectorize_content().filter(|t| !t.is_empty()).ok_or_else(|| {
-            StorageError::invalid_input(format!(
-                "context '{}' has neither a vector nor text to embed",
-                c.id
-            ))
-        })?;
+        let text = c
+            .vectorize
+            .vectorize_content()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                StorageError::invalid_input(format!(
+                    "context '{}' has neither a vector nor text to embed",
+                    c.id
+                ))
+            })?;
         texts.push(text.to_owned());
     }
     let vectors = embedder.embed(&texts).await?;
@@ -135,10 +140,14 @@ mod openai {
         /// positive.
         pub fn new(config: &EmbeddingConfig) -> Result<Self> {
             let dimension = config.output_dim.filter(|d| *d > 0).ok_or_else(|| {
-                StorageError::config("embedding_model.output_dim must be set to the vector dimension")
+                StorageError::config(
+                    "embedding_model.output_dim must be set to the vector dimension",
+                )
             })?;
             if !(config.timeout_secs > 0.0 && config.timeout_secs.is_finite()) {
-                return Err(StorageError::config("embedding_model.timeout_secs must be positive"));
+                return Err(StorageError::config(
+                    "embedding_model.timeout_secs must be positive",
+                ));
             }
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs_f64(config.timeout_secs))
@@ -173,8 +182,13 @@ mod openai {
                 req = req.bearer_auth(self.api_key.expose());
             }
             let resp = req.send().await.map_err(|e| {
-                let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Unavailable };
-                StorageError::new(kind, format!("embedding request to {} failed", self.url)).with_source(e)
+                let kind = if e.is_timeout() {
+                    ErrorKind::Timeout
+                } else {
+                    ErrorKind::Unavailable
+                };
+                StorageError::new(kind, format!("embedding request to {} failed", self.url))
+                    .with_source(e)
             })?;
             let status = resp.status();
             if !status.is_success() {
@@ -187,8 +201,11 @@ mod openai {
                     _ => ErrorKind::Backend,
                 };
                 let snippet: String = text.chars().take(300).collect();
-                return Err(StorageError::new(kind, format!("embedding endpoint answered {status}: {snippet}"))
-                    .set_retryable(status.as_u16() == 429 || status.is_server_error()));
+                return Err(StorageError::new(
+                    kind,
+                    format!("embedding endpoint answered {status}: {snippet}"),
+                )
+                .set_retryable(status.as_u16() == 429 || status.is_server_error()));
             }
             let mut parsed: Response = resp.json().await.map_err(|e| {
                 StorageError::backend("embedding response is not the OpenAI shape").with_source(e)
@@ -206,7 +223,9 @@ mod openai {
                 .into_iter()
                 .map(|d| {
                     crate::validate::validate_vector("embedding", &d.embedding, self.dimension)
-                        .map_err(|e| StorageError::backend(format!("embedding endpoint: {}", e.message())))?;
+                        .map_err(|e| {
+                            StorageError::backend(format!("embedding endpoint: {}", e.message()))
+                        })?;
                     Ok(d.embedding)
                 })
                 .collect()

@@ -224,7 +224,8 @@ impl std::error::Error for StorageError {
 
 impl From<serde_json::Error> for StorageError {
     fn from(err: serde_json::Error) -> Self {
-        StorageError::new(ErrorKind::DataCorrupted, "JSON encoding or decoding failed").with_source(err)
+        StorageError::new(ErrorKind::DataCorrupted, "JSON encoding or decoding failed")
+            .with_source(err)
     }
 }
 
@@ -260,7 +261,11 @@ mod tests {
     fn retryable_defaults_follow_kind_and_can_be_overridden() {
         assert!(StorageError::new(ErrorKind::Timeout, "slow").is_retryable());
         assert!(!StorageError::backend("x").is_retryable());
-        assert!(StorageError::backend("busy").set_retryable(true).is_retryable());
+        assert!(
+            StorageError::backend("busy")
+                .set_retryable(true)
+                .is_retryable()
+        );
     }
 
     #[test]

@@ -212,7 +212,10 @@ impl Filter {
     }
 
     /// `field in values`.
-    pub fn is_in<V: Into<Value>>(field: impl Into<String>, values: impl IntoIterator<Item = V>) -> Filter {
+    pub fn is_in<V: Into<Value>>(
+        field: impl Into<String>,
+        values: impl IntoIterator<Item = V>,
+    ) -> Filter {
         Filter::In(field.into(), values.into_iter().map(Into::into).collect())
     }
 
@@ -226,29 +229,61 @@ impl Filter {
 
     /// `field >= value`.
     pub fn gte(field: impl Into<String>, value: impl Into<Value>) -> Filter {
-        Filter::Range(field.into(), Range { gte: Some(value.into()), ..Range::default() })
+        Filter::Range(
+            field.into(),
+            Range {
+                gte: Some(value.into()),
+                ..Range::default()
+            },
+        )
     }
 
     /// `field > value`.
     pub fn gt(field: impl Into<String>, value: impl Into<Value>) -> Filter {
-        Filter::Range(field.into(), Range { gt: Some(value.into()), ..Range::default() })
+        Filter::Range(
+            field.into(),
+            Range {
+                gt: Some(value.into()),
+                ..Range::default()
+            },
+        )
     }
 
     /// `field <= value`.
     pub fn lte(field: impl Into<String>, value: impl Into<Value>) -> Filter {
-        Filter::Range(field.into(), Range { lte: Some(value.into()), ..Range::default() })
+        Filter::Range(
+            field.into(),
+            Range {
+                lte: Some(value.into()),
+                ..Range::default()
+            },
+        )
     }
 
     /// `field < value`.
     pub fn lt(field: impl Into<String>, value: impl Into<Value>) -> Filter {
-        Filter::Range(field.into(), Range { lt: Some(value.into()), ..Range::default() })
+        Filter::Range(
+            field.into(),
+            Range {
+                lt: Some(value.into()),
+                ..Range::default()
+            },
+        )
     }
 
     /// `low <= field <= high`.
-    pub fn between(field: impl Into<String>, low: impl Into<Value>, high: impl Into<Value>) -> Filter {
+    pub fn between(
+        field: impl Into<String>,
+        low: impl Into<Value>,
+        high: impl Into<Value>,
+    ) -> Filter {
         Filter::Range(
             field.into(),
-            Range { gte: Some(low.into()), lte: Some(high.into()), ..Range::default() },
+            Range {
+                gte: Some(low.into()),
+                lte: Some(high.into()),
+                ..Range::default()
+            },
         )
     }
 
@@ -339,7 +374,10 @@ impl Filter {
                     )));
                 }
                 let numeric = r.bounds().filter(|(_, v)| v.is_number()).count();
-                let strings = r.bounds().filter(|(_, v)| matches!(v, Value::Str(_))).count();
+                let strings = r
+                    .bounds()
+                    .filter(|(_, v)| matches!(v, Value::Str(_)))
+                    .count();
                 if numeric + strings != r.bounds().count() || (numeric > 0 && strings > 0) {
                     return Err(StorageError::invalid_input(format!(
                         "range filter on '{f}' must compare only numbers or only strings"
@@ -359,8 +397,12 @@ impl Filter {
         match self {
             Filter::Eq(f, v) => record.get(f).is_some_and(|j| json_eq(j, v)),
             Filter::Ne(f, v) => !record.get(f).is_some_and(|j| json_eq(j, v)),
-            Filter::In(f, vs) => record.get(f).is_some_and(|j| vs.iter().any(|v| json_eq(j, v))),
-            Filter::NotIn(f, vs) => !record.get(f).is_some_and(|j| vs.iter().any(|v| json_eq(j, v))),
+            Filter::In(f, vs) => record
+                .get(f)
+                .is_some_and(|j| vs.iter().any(|v| json_eq(j, v))),
+            Filter::NotIn(f, vs) => !record
+                .get(f)
+                .is_some_and(|j| vs.iter().any(|v| json_eq(j, v))),
             Filter::Range(f, r) => record.get(f).is_some_and(|j| in_range(j, r)),
             Filter::And(fs) => fs.iter().all(|f| f.matches(record)),
             Filter::Or(fs) => fs.iter().any(|f| f.matches(record)),
@@ -417,12 +459,16 @@ fn parse_loose_entry(key: &str, value: &Json) -> Result<Option<Filter>> {
                 })?;
                 parts.push(Filter::from_loose_map(map)?.unwrap_or(Filter::And(Vec::new())));
             }
-            Ok(Some(if key == "$and" { Filter::And(parts) } else { Filter::Or(parts) }))
+            Ok(Some(if key == "$and" {
+                Filter::And(parts)
+            } else {
+                Filter::Or(parts)
+            }))
         }
         "$not" => {
-            let map = value.as_object().ok_or_else(|| {
-                StorageError::invalid_input("'$not' takes one filter object")
-            })?;
+            let map = value
+                .as_object()
+                .ok_or_else(|| StorageError::invalid_input("'$not' takes one filter object"))?;
             Ok(Filter::from_loose_map(map)?.map(Filter::not))
         }
         k if k.starts_with('$') => Err(StorageError::invalid_input(format!(
@@ -432,10 +478,16 @@ fn parse_loose_entry(key: &str, value: &Json) -> Result<Option<Filter>> {
             Json::Null => Ok(None),
             Json::Array(items) => Ok(Some(Filter::In(
                 field.to_owned(),
-                items.iter().map(|v| Value::from_json(field, v)).collect::<Result<_>>()?,
+                items
+                    .iter()
+                    .map(|v| Value::from_json(field, v))
+                    .collect::<Result<_>>()?,
             ))),
             Json::Object(ops) => parse_operator_object(field, ops).map(Some),
-            scalar => Ok(Some(Filter::Eq(field.to_owned(), Value::from_json(field, scalar)?))),
+            scalar => Ok(Some(Filter::Eq(
+                field.to_owned(),
+                Value::from_json(field, scalar)?,
+            ))),
         },
     }
 }
@@ -473,7 +525,9 @@ fn parse_operator_object(field: &str, ops: &JsonMap) -> Result<Filter> {
         parts.push(Filter::Range(field.to_owned(), range));
     }
     match parts.len() {
-        0 => Err(StorageError::invalid_input(format!("empty operator object for '{field}'"))),
+        0 => Err(StorageError::invalid_input(format!(
+            "empty operator object for '{field}'"
+        ))),
         1 => Ok(parts.pop().expect("one part")),
         _ => Ok(Filter::And(parts)),
     }
@@ -486,7 +540,9 @@ pub const MAX_FIELD_NAME_LEN: usize = 128;
 /// `[A-Za-z_][A-Za-z0-9_.]*`, 1 to [`MAX_FIELD_NAME_LEN`] bytes.
 pub fn validate_field_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
-    let ok_first = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let ok_first = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     let ok_rest = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
     if ok_first && ok_rest && name.len() <= MAX_FIELD_NAME_LEN {
         Ok(())
@@ -510,9 +566,9 @@ fn json_eq(j: &Json, v: &Value) -> bool {
     match (j, v) {
         (Json::String(a), Value::Str(b)) => a == b,
         (Json::Bool(a), Value::Bool(b)) => a == b,
-        (Json::Number(n), Value::Int(i)) => {
-            n.as_i64().map_or_else(|| n.as_f64() == Some(*i as f64), |a| a == *i)
-        }
+        (Json::Number(n), Value::Int(i)) => n
+            .as_i64()
+            .map_or_else(|| n.as_f64() == Some(*i as f64), |a| a == *i),
         (Json::Number(n), Value::Float(f)) => n.as_f64() == Some(*f),
         _ => false,
     }
@@ -521,12 +577,10 @@ fn json_eq(j: &Json, v: &Value) -> bool {
 fn in_range(j: &Json, r: &Range) -> bool {
     r.bounds().all(|(op, bound)| {
         let ord = match (j, bound) {
-            (Json::Number(n), b) if b.is_number() => {
-                match (n.as_f64(), b.as_f64()) {
-                    (Some(a), Some(b)) => a.partial_cmp(&b),
-                    _ => None,
-                }
-            }
+            (Json::Number(n), b) if b.is_number() => match (n.as_f64(), b.as_f64()) {
+                (Some(a), Some(b)) => a.partial_cmp(&b),
+                _ => None,
+            },
             (Json::String(a), Value::Str(b)) => Some(a.as_str().cmp(b.as_str())),
             _ => None,
         };
@@ -563,7 +617,10 @@ impl Scope {
 
     /// Restrict to one user.
     pub fn user(user_id: impl Into<String>) -> Self {
-        Scope { user_id: Some(user_id.into()), ..Scope::default() }
+        Scope {
+            user_id: Some(user_id.into()),
+            ..Scope::default()
+        }
     }
 
     /// Restrict to one full tenant triple.
@@ -618,7 +675,10 @@ mod tests {
 
     #[test]
     fn loose_map_forms_parse_into_the_tree() {
-        assert_eq!(loose(json!({"user_id": "u1"})).unwrap(), Some(Filter::eq("user_id", "u1")));
+        assert_eq!(
+            loose(json!({"user_id": "u1"})).unwrap(),
+            Some(Filter::eq("user_id", "u1"))
+        );
         assert_eq!(
             loose(json!({"device_id": ["a", "b"]})).unwrap(),
             Some(Filter::is_in("device_id", ["a", "b"]))
@@ -633,7 +693,10 @@ mod tests {
         );
         assert_eq!(
             loose(json!({"$or": [{"a": 1}, {"b": {"$nin": [2, 3]}}]})).unwrap(),
-            Some(Filter::Or(vec![Filter::eq("a", 1), Filter::not_in("b", [2, 3])]))
+            Some(Filter::Or(vec![
+                Filter::eq("a", 1),
+                Filter::not_in("b", [2, 3])
+            ]))
         );
         assert_eq!(loose(json!({"user_id": null})).unwrap(), None);
         assert_eq!(loose(json!({})).unwrap(), None);
@@ -664,7 +727,10 @@ mod tests {
         assert!(Filter::not_in("a", [3]).matches(rec));
         assert!(Filter::between("s", "2026-W01", "2026-W08").matches(rec));
         assert!(!Filter::gt("s", "2026-W08").matches(rec));
-        assert!(!Filter::gte("s", 5).matches(rec), "string field never matches a numeric range");
+        assert!(
+            !Filter::gte("s", 5).matches(rec),
+            "string field never matches a numeric range"
+        );
         assert!(Filter::eq("b", true).and(Filter::lt("a", 2)).matches(rec));
         assert!(Filter::eq("a", 9).or(Filter::eq("a", 1)).matches(rec));
         assert!(Filter::eq("a", 9).not().matches(rec));
@@ -675,8 +741,13 @@ mod tests {
     #[test]
     fn scope_becomes_equality_conditions() {
         assert_eq!(Scope::any().to_filter(), None);
-        assert_eq!(Scope::user("u").to_filter(), Some(Filter::eq("user_id", "u")));
-        let f = Scope::tenant("u", "d", "a").apply(Some(&Filter::eq("x", 1))).unwrap();
+        assert_eq!(
+            Scope::user("u").to_filter(),
+            Some(Filter::eq("user_id", "u"))
+        );
+        let f = Scope::tenant("u", "d", "a")
+            .apply(Some(&Filter::eq("x", 1)))
+            .unwrap();
         assert_eq!(f.fields(), vec!["x", "user_id", "device_id", "agent_id"]);
     }
 }

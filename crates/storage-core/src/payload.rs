@@ -34,8 +34,15 @@ pub const FIELD_ORIGINAL_ID: &str = "original_id";
 /// Payload key of the embedded text.
 pub const FIELD_DOCUMENT: &str = "document";
 
-const EXTRACTED_FIELDS: &[&str] =
-    &["title", "summary", "keywords", "entities", "context_type", "confidence", "importance"];
+const EXTRACTED_FIELDS: &[&str] = &[
+    "title",
+    "summary",
+    "keywords",
+    "entities",
+    "context_type",
+    "confidence",
+    "importance",
+];
 
 const PROPERTY_FIELDS: &[&str] = &[
     "raw_properties",
@@ -64,7 +71,8 @@ const PROPERTY_FIELDS: &[&str] = &[
 ];
 
 /// Datetime fields; each also has a `<field>_ts` integer companion.
-pub const DATETIME_FIELDS: &[&str] = &["create_time", "event_time", "update_time", "last_call_time"];
+pub const DATETIME_FIELDS: &[&str] =
+    &["create_time", "event_time", "update_time", "last_call_time"];
 
 const VECTORIZE_FIELDS: &[&str] = &["content_format", "image_path", "text", "vector"];
 
@@ -117,7 +125,8 @@ pub fn is_reserved_key(key: &str) -> bool {
 }
 
 /// Fields stored as JSON-encoded strings, which filters cannot compare element-wise.
-pub const JSON_ENCODED_FIELDS: &[&str] = &["keywords", "entities", "children_ids", "raw_properties"];
+pub const JSON_ENCODED_FIELDS: &[&str] =
+    &["keywords", "entities", "children_ids", "raw_properties"];
 
 /// Flattens a context into the original's payload layout (see the module docs). The vector is
 /// not included.
@@ -158,7 +167,10 @@ pub fn to_payload(context: &ProcessedContext) -> Result<JsonMap> {
         out.insert(FIELD_DOCUMENT.into(), Json::String(text.clone()));
     }
     if v.content_format != ContentFormat::Text {
-        out.insert("content_format".into(), serde_json::to_value(v.content_format)?);
+        out.insert(
+            "content_format".into(),
+            serde_json::to_value(v.content_format)?,
+        );
     }
     if let Some(path) = &v.image_path {
         out.insert("image_path".into(), Json::String(path.clone()));
@@ -240,15 +252,21 @@ pub fn from_payload(
     let corrupt = |what: &str, e: serde_json::Error| {
         StorageError::data_corrupted(format!("stored context '{id}' has invalid {what}: {e}"))
     };
-    let extracted_data: ExtractedData =
-        serde_json::from_value(Json::Object(extracted)).map_err(|e| corrupt("extracted data", e))?;
+    let extracted_data: ExtractedData = serde_json::from_value(Json::Object(extracted))
+        .map_err(|e| corrupt("extracted data", e))?;
     let properties: ContextProperties =
         serde_json::from_value(Json::Object(properties)).map_err(|e| corrupt("properties", e))?;
     let mut vectorize: Vectorize =
         serde_json::from_value(Json::Object(vectorize)).map_err(|e| corrupt("vectorize", e))?;
     vectorize.vector = vector;
 
-    Ok(ProcessedContext { id, properties, extracted_data, vectorize, metadata })
+    Ok(ProcessedContext {
+        id,
+        properties,
+        extracted_data,
+        vectorize,
+        metadata,
+    })
 }
 
 /// Known list fields are JSON-decoded when stored as strings (they may also arrive as native
@@ -331,7 +349,10 @@ mod tests {
         assert_eq!(p["hierarchy_level"], 1);
         assert_eq!(p["tags"], r#"["x","y"]"#);
         assert!(!p.contains_key("summary"), "None fields are absent");
-        assert!(!p.contains_key("content_format"), "default format is not stored");
+        assert!(
+            !p.contains_key("content_format"),
+            "default format is not stored"
+        );
     }
 
     #[test]

@@ -29,12 +29,20 @@ pub fn parse_timestamp(text: &str) -> Result<Timestamp> {
         return Ok(t);
     }
     // RFC 3339 with a space instead of `T`, or a `Z`-less offset form chrono rejects above.
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+    ] {
         if let Ok(t) = DateTime::parse_from_str(s, fmt) {
             return Ok(t);
         }
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
             return Ok(Utc.from_utc_datetime(&naive).fixed_offset());
         }
@@ -79,7 +87,9 @@ pub mod serde_ts {
     }
 
     /// Deserialize from any form [`parse_timestamp`] accepts.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Timestamp, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Timestamp, D::Error> {
         let s = String::deserialize(d)?;
         parse_timestamp(&s).map_err(serde::de::Error::custom)
     }
@@ -106,7 +116,9 @@ pub mod serde_ts_opt {
     ) -> std::result::Result<Option<Timestamp>, D::Error> {
         match Option::<String>::deserialize(d)? {
             None => Ok(None),
-            Some(s) => parse_timestamp(&s).map(Some).map_err(serde::de::Error::custom),
+            Some(s) => parse_timestamp(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
         }
     }
 }

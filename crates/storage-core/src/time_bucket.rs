@@ -38,7 +38,9 @@ pub fn granularity(field: &str, bucket: &str) -> Result<Granularity> {
     };
     let b = bucket.as_bytes();
     match b.len() {
-        10 if NaiveDate::parse_from_str(bucket, "%Y-%m-%d").is_ok() && b[4] == b'-' => Ok(Granularity::Day),
+        10 if NaiveDate::parse_from_str(bucket, "%Y-%m-%d").is_ok() && b[4] == b'-' => {
+            Ok(Granularity::Day)
+        }
         8 if digits(&bucket[..4]) && &bucket[4..6] == "-W" && digits(&bucket[6..]) => {
             let week: u32 = bucket[6..].parse().map_err(|_| bad())?;
             let year: i32 = bucket[..4].parse().map_err(|_| bad())?;
@@ -50,7 +52,11 @@ pub fn granularity(field: &str, bucket: &str) -> Result<Granularity> {
         }
         7 if digits(&bucket[..4]) && b[4] == b'-' && digits(&bucket[5..]) => {
             let month: u32 = bucket[5..].parse().map_err(|_| bad())?;
-            if (1..=12).contains(&month) { Ok(Granularity::Month) } else { Err(bad()) }
+            if (1..=12).contains(&month) {
+                Ok(Granularity::Month)
+            } else {
+                Err(bad())
+            }
         }
         _ => Err(bad()),
     }
@@ -62,7 +68,9 @@ pub fn granularity(field: &str, bucket: &str) -> Result<Granularity> {
 /// # Errors
 /// [`crate::ErrorKind::InvalidInput`] naming the offending bound.
 pub fn validate_range(start: Option<&str>, end: Option<&str>) -> Result<()> {
-    let gs = start.map(|s| granularity("time_bucket_start", s)).transpose()?;
+    let gs = start
+        .map(|s| granularity("time_bucket_start", s))
+        .transpose()?;
     let ge = end.map(|e| granularity("time_bucket_end", e)).transpose()?;
     if let (Some(gs), Some(ge), Some(s), Some(e)) = (gs, ge, start, end) {
         if gs != ge {
@@ -93,17 +101,40 @@ mod tests {
         assert_eq!(granularity("b", "2026-02-21").unwrap(), Granularity::Day);
         assert_eq!(granularity("b", "2026-W08").unwrap(), Granularity::Week);
         assert_eq!(granularity("b", "2026-02").unwrap(), Granularity::Month);
-        for bad in ["2026-02-30", "2026-W54", "2026-13", "2026-2", "26-02-01", "", "2026-W8", "２０２６-02"] {
+        for bad in [
+            "2026-02-30",
+            "2026-W54",
+            "2026-13",
+            "2026-2",
+            "26-02-01",
+            "",
+            "2026-W8",
+            "２０２６-02",
+        ] {
             assert!(granularity("b", bad).is_err(), "{bad}");
         }
-        assert!(granularity("b", "2020-W53").is_ok(), "2020 has 53 ISO weeks");
-        assert!(granularity("b", "2021-W53").is_err(), "2021 has 52 ISO weeks");
+        assert!(
+            granularity("b", "2020-W53").is_ok(),
+            "2020 has 53 ISO weeks"
+        );
+        assert!(
+            granularity("b", "2021-W53").is_err(),
+            "2021 has 52 ISO weeks"
+        );
     }
 
     #[test]
     fn ranges_compare_as_strings_within_a_granularity() {
-        assert!(in_range("2026-02-21", Some("2026-02-01"), Some("2026-02-28")));
-        assert!(!in_range("2026-03-01", Some("2026-02-01"), Some("2026-02-28")));
+        assert!(in_range(
+            "2026-02-21",
+            Some("2026-02-01"),
+            Some("2026-02-28")
+        ));
+        assert!(!in_range(
+            "2026-03-01",
+            Some("2026-02-01"),
+            Some("2026-02-28")
+        ));
         assert!(in_range("2026-W08", Some("2026-W08"), None));
         assert!(in_range("2025-12", None, Some("2026-01")));
         assert!(validate_range(Some("2026-W01"), Some("2026-02")).is_err());

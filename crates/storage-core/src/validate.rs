@@ -18,7 +18,9 @@ pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
 /// [`crate::ErrorKind::InvalidInput`] naming `field`.
 pub fn validate_id(field: &str, id: &str) -> Result<()> {
     if id.is_empty() {
-        return Err(StorageError::invalid_input(format!("{field} must not be empty")));
+        return Err(StorageError::invalid_input(format!(
+            "{field} must not be empty"
+        )));
     }
     if id.len() > MAX_ID_LEN {
         return Err(StorageError::invalid_input(format!(
@@ -88,8 +90,15 @@ pub fn validate_context(c: &ProcessedContext, dimension: usize) -> Result<()> {
             "context '{id}' has no vector (vectorize.vector); embed it first or configure an embedder"
         ))
     })?;
-    validate_vector(&format!("context '{id}' vectorize.vector"), vector, dimension)?;
-    for (name, v) in [("confidence", c.extracted_data.confidence), ("importance", c.extracted_data.importance)] {
+    validate_vector(
+        &format!("context '{id}' vectorize.vector"),
+        vector,
+        dimension,
+    )?;
+    for (name, v) in [
+        ("confidence", c.extracted_data.confidence),
+        ("importance", c.extracted_data.importance),
+    ] {
         if v > 10 {
             return Err(StorageError::invalid_input(format!(
                 "context '{id}' {name} is {v}, the range is 0 to 10"
@@ -141,9 +150,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_vectors_with_the_bound() {
-        let e = validate_vector("q", &[1.0, 2.0], 3).unwrap_err().to_string();
+        let e = validate_vector("q", &[1.0, 2.0], 3)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("2 components, expected 3"), "{e}");
-        let e = validate_vector("q", &[1.0, f32::NAN, 0.0], 3).unwrap_err().to_string();
+        let e = validate_vector("q", &[1.0, f32::NAN, 0.0], 3)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("q[1] is NaN"), "{e}");
         assert!(validate_vector("q", &[f32::INFINITY, 0.0, 0.0], 3).is_err());
         assert!(validate_vector("q", &[0.0; 3], 3).is_err());
@@ -160,7 +173,12 @@ mod tests {
         assert!(validate_contexts(&[no_vec], 1).is_err());
         let mut shadow = ctx("a", vec![1.0]);
         shadow.metadata.insert("user_id".into(), "x".into());
-        assert!(validate_contexts(&[shadow], 1).unwrap_err().to_string().contains("user_id"));
+        assert!(
+            validate_contexts(&[shadow], 1)
+                .unwrap_err()
+                .to_string()
+                .contains("user_id")
+        );
         let mut bucket = ctx("a", vec![1.0]);
         bucket.properties.time_bucket = Some("last week".into());
         assert!(validate_contexts(&[bucket], 1).is_err());

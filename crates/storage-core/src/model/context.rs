@@ -444,7 +444,10 @@ mod tests {
         assert_eq!(ctx.context_type(), ContextType::Event);
         assert_eq!(ctx.properties.hierarchy_level, 1);
         assert_eq!(ctx.properties.children_ids, vec!["c1", "c2"]);
-        assert_eq!(ctx.properties.raw_properties[0].source, ContextSource::ChatLog);
+        assert_eq!(
+            ctx.properties.raw_properties[0].source,
+            ContextSource::ChatLog
+        );
         assert_eq!(ctx.vectorize.vector.as_deref(), Some(&[0.5, 0.25][..]));
         let again: ProcessedContext =
             serde_json::from_str(&serde_json::to_string(&ctx).unwrap()).unwrap();
@@ -455,7 +458,10 @@ mod tests {
     fn unknown_context_type_is_a_clear_error() {
         let err = "memo".parse::<ContextType>().unwrap_err();
         assert!(err.to_string().contains("unknown context type 'memo'"));
-        assert_eq!("knowledge".parse::<ContextType>().unwrap(), ContextType::Knowledge);
+        assert_eq!(
+            "knowledge".parse::<ContextType>().unwrap(),
+            ContextType::Knowledge
+        );
     }
 
     #[test]
