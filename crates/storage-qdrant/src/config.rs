@@ -1,0 +1,129 @@
+//! Configuration of the Qdrant backend's local (embedded) mode.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use storage_core::StorageError;
+use storage_core::Result;
+
+/// Configuration of [`crate::QdrantLocalBackend`] (the `qdrant` backend when `path` is set).
+///
+/// In YAML, under a `storage.backends` entry with `backend: qdrant`:
+///
+/// ```yaml
+/// config:
+///   path: ./persist/qdrant     # directory holding one shard per collection
+///   vector_size: 1024          # embedding dimension (the original's key)
+/// ```
+///
+/// Unknown keys (for example a remote `host`) are ignored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QdrantLocalConfig {
+    /// Directory of the store: one sub-directory per collection (`event/`, `todo/`, ...) and a
+    /// lock file. Created if missing.
+    pub path: PathBuf,
+    /// Dimension of every stored vector (the original's `vector_size`).
+    pub vector_size: usize,
+    /// Whether the `todo` collection exists (the factory sets it from the original's
+    /// `consumption.enabled`). When false, the todo methods return `Unsupported`.
+    #[serde(default)]
+    pub todo_embeddings: bool,
+    /// Capacity of one write-ahead-log segment file, in KiB (default 1024). The engine
+    /// preallocates each segment file; a record larger than this gets a segment of its own.
+    #[serde(default = "default_wal_segment_kb")]
+    pub wal_segment_kb: usize,
+    /// When a collection's write-ahead log exceeds this many KiB, old log segments are
+    /// removed (default 8192). The log is not needed once a write has been flushed, which
+    /// every write is before it returns (see the crate docs).
+    #[serde(default = "default_wal_max_kb")]
+    pub wal_max_kb: usize,
+    /// Size in KiB of vector data above which a segment gets an HNSW index when optimised
+    /// (the engine's default, 10 000, when unset). Below it, search is an exact scan.
+    #[serde(default)]
+    pub indexing_threshold_kb: Option<usize>,
+    /// Number of deleted or overwritten points in a collection after which the engine's
+    /// optimisers (vacuum, merge) run after a write (default 1000).
+    #[serde(default = "default_vacuum_after_changes")]
+    pub vacuum_after_changes: usize,
+}
+
+fn default_wal_segment_kb() -> usize {
+    1024
+}
+fn default_wal_max_kb() -> usize {
+    8192
+}
+fn default_vacuum_after_changes() -> usize {
+    1000
+}
+
+/// Largest accepted `vector_size`.
+pub const MAX_VECTOR_SIZE: usize = 65_536;
+
+impl QdrantLocalConfig {
+    /// A configuration with the given directory and dimension and defaults for the rest.
+    pub fn new(path: impl Into<PathBuf>, vector_size: usize) -> Self {
+        QdrantLocalConfig {
+            path: path.into(),
+            vector_size,
+            todo_embeddings: false,
+            wal_segment_kb: default_wal_segment_kb(),
+            wal_max_kb: default_wal_max_kb(),
+            indexing_threshold_kb: None,
+            vacuum_after_changes: default_vacuum_after_changes(),
+        }
+    }
+
+    /// Sets `todo_embeddings`.
+    pub fn with_todo_embeddings(mut self, enabled: bool) -> Self {
+        self.todo_embeddings = enabled;
+        self
+    }
+
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`storage_core::ErrorKind::Config`] naming the key.
+    pub fn validate(&self) -> Result<()> {
+        if self.path.as_os_str().is_empty() {
+            return Err(StorageError::config("qdrant local: 'path' must not be empty"));
+        }
+        if self.vector_size == 0 || self.vector_size > MAX_VECTOR_SIZE {
+            return Err(StorageError::config(format!(
+                "qdrant local: 'vector_size' is {}, expected 1 to {MAX_VECTOR_SIZE}",
+                self.vector_size
+            )));
+        }
+        if self.wal_segment_kb < 64 {
+            return Err(StorageError::config(format!(
+                "qdrant local: 'wal_segment_kb' is {}, the minimum is 64",
+                self.wal_segment_kb
+            )));
+        }
+        if self.wal_max_kb < 2 * self.wal_segment_kb {
+            return Err(StorageError::config(format!(
+                "qdrant local: 'wal_max_kb' ({}) must be at least twice 'wal_segment_kb' ({})",
+                self.wal_max_kb, self.wal_segment_kb
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deserialises_with_defaults_and_ignores_remote_keys() {
+        let c: QdrantLocalConfig =
+            serde_json::from_str(r#"{"path": "/tmp/q", "vector_size": 384, "host": "x"}"#).unwrap();
+        assert_eq!(c, QdrantLocalConfig::new("/tmp/q", 384));
+        assert!(c.validate().is_ok());
+        assert!(QdrantLocalConfig::new("/tmp/q", 0).validate().is_err());
+        assert!(QdrantLocalConfig::new("", 3).validate().is_err());
+        let mut small = QdrantLocalConfig::new("/tmp/q", 3);
+        small.wal_max_kb = small.wal_segment_kb;
+        assert_eq!(small.validate().unwrap_err().kind(), storage_core::ErrorKind::Config);
+    }
+}

@@ -1,0 +1,10 @@
+//! Local (embedded) mode: the in-process Qdrant engine (`qdrant-edge`).
+
+mod backend;
+mod condition;
+mod lock;
+mod records;
+mod scroll;
+mod shard;
+
+pub use backend::QdrantLocalBackend;

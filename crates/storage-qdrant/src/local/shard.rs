@@ -1,0 +1,291 @@
+//! One collection: an on-disk [`EdgeShard`] with serialised, durable writes and a bounded
+//! write-ahead log.
+//!
+//! Three properties of qdrant-edge 0.7.0 shape this file:
+//!
+//! * [`EdgeShard::load`] does not replay the WAL, so a write is durable only once the shard is
+//!   flushed. Every write call flushes before it returns.
+//! * The WAL is never truncated by the engine. Because segments are flushed after every write,
+//!   the WAL holds nothing we need, except its position: segments skip operations whose
+//!   sequence number is below a point's stored version, so the next WAL index must keep
+//!   growing. Deleting the whole WAL would restart numbering at 0 and make later overwrites
+//!   and deletes silently do nothing. So we delete only the *older* closed WAL segments and
+//!   keep the newest one, which is exactly what the engine's own `prefix_truncate` would do.
+//!   This is done with the shard closed: at open, and when the WAL grows past the configured
+//!   bound (the shard is dropped, trimmed and reloaded under the write lock).
+//! * [`EdgeShard::flush`] panics (`try_lock().expect(..)`) if it runs while an update holds
+//!   the WAL. All updates, flushes and optimisations of a shard run under one mutex.
+
+use std::fs;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use qdrant_edge::{
+    Distance, EdgeConfig, EdgeOptimizersConfig, EdgeShard, EdgeVectorParams, OperationError, WalOptions,
+};
+use storage_core::Result;
+use storage_core::{ErrorKind, StorageError};
+
+use crate::config::QdrantLocalConfig;
+
+const WAL_DIR: &str = "wal";
+const CONFIG_FILE: &str = "edge_config.json";
+
+/// Maps an engine error.
+pub(crate) fn engine_err(err: OperationError) -> StorageError {
+    StorageError::backend(format!("qdrant engine: {err}"))
+}
+
+fn io_err(what: &str, path: &Path, err: io::Error) -> StorageError {
+    StorageError::backend(format!("{what} {}: {err}", path.display())).with_source(err)
+}
+
+enum Slot {
+    /// No data written yet; the directory does not exist.
+    Absent,
+    Open(EdgeShard),
+    /// Reopening after WAL maintenance failed; the message says why.
+    Failed(String),
+    Closed,
+}
+
+struct WriteState {
+    /// Points deleted or overwritten since the optimisers last ran.
+    changes: usize,
+}
+
+/// One collection's shard.
+pub(crate) struct Shard {
+    name: &'static str,
+    path: PathBuf,
+    config: EdgeConfig,
+    wal_max_bytes: u64,
+    vacuum_after: usize,
+    writer: Mutex<WriteState>,
+    slot: RwLock<Slot>,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").field("name", &self.name).field("path", &self.path).finish()
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
+    l.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Flushes WAL and segments; the engine panics on failure, which we turn into an error.
+fn flush(edge: &EdgeShard) -> Result<()> {
+    catch_unwind(AssertUnwindSafe(|| edge.flush())).map_err(|_| {
+        StorageError::backend("flushing the shard to disk failed; the last write may not be durable")
+    })
+}
+
+/// Drops a shard (which flushes it), turning a panic in the flush into an error.
+fn close_edge(edge: EdgeShard) -> Result<()> {
+    catch_unwind(AssertUnwindSafe(move || drop(edge)))
+        .map_err(|_| StorageError::backend("flushing the shard on close failed"))
+}
+
+impl Shard {
+    /// Opens the collection `name` under `root`, loading it when its directory exists.
+    pub(crate) fn open(root: &Path, name: &'static str, cfg: &QdrantLocalConfig) -> Result<Shard> {
+        let path = root.join(name);
+        let optimizers = EdgeOptimizersConfig {
+            indexing_threshold: cfg.indexing_threshold_kb,
+            ..EdgeOptimizersConfig::default()
+        };
+        let wal = WalOptions { segment_capacity: cfg.wal_segment_kb * 1024, ..WalOptions::default() };
+        let config = EdgeConfig::builder()
+            .vector("", EdgeVectorParams::builder(cfg.vector_size, Distance::Cosine).build())
+            .optimizers(optimizers)
+            .wal_options(wal)
+            .build();
+        let slot = if path.join(CONFIG_FILE).exists() || path.join("segments").exists() {
+            trim_wal(&path.join(WAL_DIR))?;
+            let edge = EdgeShard::load(&path, Some(config.clone())).map_err(|e| {
+                let msg = e.to_string();
+                if msg.contains("incompatible") {
+                    StorageError::config(format!(
+                        "collection '{name}' at {} was created with another vector size or distance \
+                         (configured: {} dimensions, cosine): {msg}",
+                        path.display(),
+                        cfg.vector_size
+                    ))
+                } else {
+                    engine_err(e)
+                }
+            })?;
+            Slot::Open(edge)
+        } else {
+            Slot::Absent
+        };
+        Ok(Shard {
+            name,
+            path,
+            config,
+            wal_max_bytes: cfg.wal_max_kb as u64 * 1024,
+            vacuum_after: cfg.vacuum_after_changes.max(1),
+            writer: Mutex::new(WriteState { changes: 0 }),
+            slot: RwLock::new(slot),
+        })
+    }
+
+    fn unusable(&self, slot: &Slot) -> Option<StorageError> {
+        match slot {
+            Slot::Closed => Some(StorageError::new(ErrorKind::NotInitialized, "the store is closed")),
+            Slot::Failed(msg) => Some(StorageError::backend(format!(
+                "collection '{}' could not be reopened after maintenance: {msg}",
+                self.name
+            ))),
+            Slot::Absent | Slot::Open(_) => None,
+        }
+    }
+
+    /// Runs a read. `Ok(None)` when the collection has no data yet.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&EdgeShard) -> Result<T>) -> Result<Option<T>> {
+        let guard = read(&self.slot);
+        if let Some(e) = self.unusable(&guard) {
+            return Err(e);
+        }
+        match &*guard {
+            Slot::Open(edge) => f(edge).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Runs a write and makes it durable. `f` returns its result and how many existing points
+    /// it deleted or overwrote. With `create`, a missing collection is created first;
+    /// without it, `Ok(None)` is returned for a missing collection.
+    pub(crate) fn write<T>(
+        &self,
+        create: bool,
+        f: impl FnOnce(&EdgeShard) -> Result<(T, usize)>,
+    ) -> Result<Option<T>> {
+        let mut state = lock(&self.writer);
+        if create && matches!(*read(&self.slot), Slot::Absent) {
+            let mut slot = write(&self.slot);
+            if matches!(*slot, Slot::Absent) {
+                fs::create_dir_all(&self.path).map_err(|e| io_err("cannot create", &self.path, e))?;
+                *slot = Slot::Open(EdgeShard::new(&self.path, self.config.clone()).map_err(engine_err)?);
+            }
+        }
+        let out = {
+            let guard = read(&self.slot);
+            if let Some(e) = self.unusable(&guard) {
+                return Err(e);
+            }
+            let Slot::Open(edge) = &*guard else { return Ok(None) };
+            let result = f(edge);
+            // Flush even after a failed update: part of it may have been applied.
+            flush(edge)?;
+            let (out, changes) = result?;
+            state.changes += changes;
+            if state.changes >= self.vacuum_after {
+                edge.optimize().map_err(engine_err)?;
+                flush(edge)?;
+                state.changes = 0;
+            }
+            out
+        };
+        if dir_size(&self.path.join(WAL_DIR)) > self.wal_max_bytes {
+            self.reload_trimmed()?;
+        }
+        Ok(Some(out))
+    }
+
+    /// Drops the shard, removes old WAL segments and loads it again. Caller holds the writer.
+    fn reload_trimmed(&self) -> Result<()> {
+        let mut slot = write(&self.slot);
+        let Slot::Open(edge) = std::mem::replace(&mut *slot, Slot::Absent) else { return Ok(()) };
+        let outcome = close_edge(edge)
+            .and_then(|()| trim_wal(&self.path.join(WAL_DIR)))
+            .and_then(|()| EdgeShard::load(&self.path, Some(self.config.clone())).map_err(engine_err));
+        match outcome {
+            Ok(edge) => {
+                *slot = Slot::Open(edge);
+                Ok(())
+            }
+            Err(e) => {
+                *slot = Slot::Failed(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs the engine's optimisers (merge, vacuum, HNSW indexing above the threshold) until
+    /// they have nothing left to do, then flushes.
+    pub(crate) fn optimize(&self) -> Result<bool> {
+        let mut state = lock(&self.writer);
+        let guard = read(&self.slot);
+        if let Some(e) = self.unusable(&guard) {
+            return Err(e);
+        }
+        let Slot::Open(edge) = &*guard else { return Ok(false) };
+        let optimized = edge.optimize().map_err(engine_err)?;
+        flush(edge)?;
+        state.changes = 0;
+        Ok(optimized)
+    }
+
+    /// Flushes and releases the shard; later calls fail with `NotInitialized`.
+    pub(crate) fn close(&self) -> Result<()> {
+        let _state = lock(&self.writer);
+        let mut slot = write(&self.slot);
+        match std::mem::replace(&mut *slot, Slot::Closed) {
+            Slot::Open(edge) => close_edge(edge),
+            _ => Ok(()),
+        }
+    }
+
+    /// Bytes used by the shard's directory.
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        dir_size(&self.path)
+    }
+}
+
+/// Total size of the regular files under `dir`, recursively (0 when missing).
+pub(crate) fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Removes every closed WAL segment but the newest. The newest one carries the WAL's
+/// position (its file name is its first index), which must survive (see the module docs).
+fn trim_wal(wal_dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(wal_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("cannot read", wal_dir, e)),
+    };
+    let mut closed: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let start = name.strip_prefix("closed-")?.parse::<u64>().ok()?;
+            Some((start, e.path()))
+        })
+        .collect();
+    closed.sort_unstable();
+    closed.pop();
+    for (_, path) in closed {
+        fs::remove_file(&path).map_err(|e| io_err("cannot remove old WAL segment", &path, e))?;
+    }
+    Ok(())
+}
