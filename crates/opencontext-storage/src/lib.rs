@@ -1,1 +1,43 @@
-//! Placeholder: filled in by the crate's owner.
+//! # opencontext-storage
+//!
+//! The storage layer of an AI context and memory platform, in one crate:
+//!
+//! * **contexts** ([`ProcessedContext`]) in a vector database: similarity search with
+//!   metadata filters, tenant scopes, hierarchy (daily/weekly/monthly summary) search,
+//!   document overwrite by source file, cursor scrolling;
+//! * **records** in a relational database: profiles, entities, vaults, todos, tips,
+//!   conversations, messages, message thinking, monitoring.
+//!
+//! Backends are chosen by Cargo features and by configuration (the original's YAML shape),
+//! not by code: the defaults, SQLite and an embedded Qdrant engine, need no server.
+//!
+//! ```no_run
+//! use opencontext_storage::{init_storage, get_storage, config, ContextType, ProcessedContext, SearchQuery};
+//!
+//! # async fn demo() -> opencontext_storage::Result<()> {
+//! let cfg = config::load_config("config.yaml".as_ref())?;
+//! init_storage(&cfg).await?;
+//! let storage = get_storage()?;
+//! let mut ctx = ProcessedContext::new(ContextType::Knowledge, "Rust has ownership.");
+//! ctx.vectorize.vector = Some(vec![0.1; 384]);
+//! storage.upsert_processed_context(&ctx).await?;
+//! let hits = storage.search(&SearchQuery::new(vec![0.1; 384]).top_k(5)).await?;
+//! println!("{} hits, best score {}", hits.len(), hits[0].score);
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod global;
+mod registry;
+mod trace;
+mod unified;
+
+pub use global::{get_storage, init_storage, is_initialized, reset_storage, set_storage};
+pub use registry::default_factory;
+pub use storage_core::*;
+pub use unified::{UnifiedStorage, UnifiedStorageBuilder};
+
+#[cfg(feature = "qdrant-local")]
+pub use storage_qdrant;
+#[cfg(feature = "sqlite")]
+pub use storage_sqlite;

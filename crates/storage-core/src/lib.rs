@@ -21,6 +21,7 @@ pub mod time_bucket;
 pub mod validate;
 
 pub use backend::*;
+pub use config::{AppConfig, BackendConfig};
 pub use document::*;
 pub use embedder::*;
 pub use factory::*;
