@@ -31,6 +31,7 @@ mod global;
 mod registry;
 mod trace;
 mod unified;
+mod unified_document;
 
 pub use global::{get_storage, init_storage, is_initialized, reset_storage, set_storage};
 pub use registry::default_factory;
