@@ -59,7 +59,11 @@ pub struct TenantKey {
 
 impl TenantKey {
     /// A key from its three parts.
-    pub fn new(user_id: impl Into<String>, device_id: impl Into<String>, agent_id: impl Into<String>) -> Self {
+    pub fn new(
+        user_id: impl Into<String>,
+        device_id: impl Into<String>,
+        agent_id: impl Into<String>,
+    ) -> Self {
         TenantKey {
             user_id: user_id.into(),
             device_id: device_id.into(),
@@ -75,7 +79,11 @@ impl TenantKey {
 
 impl fmt::Display for TenantKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "({}, {}, {})", self.user_id, self.device_id, self.agent_id)
+        write!(
+            f,
+            "({}, {}, {})",
+            self.user_id, self.device_id, self.agent_id
+        )
     }
 }
 
@@ -1071,6 +1079,361 @@ pub struct MonitoringCleanup {
     pub data_stats: u64,
 }
 
+// ---------------------------------------------------------------------------------------------
+// Validation (shared by every document backend, run before anything is written)
+// ---------------------------------------------------------------------------------------------
+
+/// Checks a text field against [`MAX_TEXT_BYTES`].
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming `field`, its size and the bound.
+pub fn validate_text(field: &str, text: &str) -> Result<()> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(StorageError::invalid_input(format!(
+            "{field} is {} bytes long, the limit is {MAX_TEXT_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+fn validate_opt_text(field: &str, text: Option<&str>) -> Result<()> {
+    text.map_or(Ok(()), |t| validate_text(field, t))
+}
+
+fn validate_list(field: &str, items: &[String]) -> Result<()> {
+    let total: usize = items.iter().map(|s| s.len() + 4).sum();
+    if total > MAX_TEXT_BYTES {
+        return Err(StorageError::invalid_input(format!(
+            "{field} has {} items totalling about {total} bytes, the limit is {MAX_TEXT_BYTES}",
+            items.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a page request: `limit` at most [`MAX_LIST_LIMIT`], `offset` at most `i64::MAX`.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming the bound.
+pub fn validate_page(limit: u32, offset: u64) -> Result<()> {
+    if limit > MAX_LIST_LIMIT {
+        return Err(StorageError::invalid_input(format!(
+            "limit is {limit}, the maximum is {MAX_LIST_LIMIT}"
+        )));
+    }
+    if offset > i64::MAX as u64 {
+        return Err(StorageError::invalid_input(format!(
+            "offset is {offset}, the maximum is {}",
+            i64::MAX
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a counter that is stored in a signed 64-bit column.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming `field` when `value > i64::MAX`.
+pub fn validate_count(field: &str, value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| {
+        StorageError::invalid_input(format!("{field} is {value}, the maximum is {}", i64::MAX))
+    })
+}
+
+fn validate_name(field: &str, value: &str, max_chars: usize) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(StorageError::invalid_input(format!(
+            "{field} must not be empty"
+        )));
+    }
+    let n = value.chars().count();
+    if n > max_chars {
+        return Err(StorageError::invalid_input(format!(
+            "{field} is {n} characters long, the limit is {max_chars}"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(StorageError::invalid_input(format!(
+            "{field} {value:?} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+impl TenantKey {
+    /// Checks the three parts with [`crate::validate::validate_id`] (non-empty, at most
+    /// [`crate::validate::MAX_ID_LEN`] bytes, no control characters).
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the part.
+    pub fn validate(&self) -> Result<()> {
+        crate::validate::validate_id("user_id", &self.user_id)?;
+        crate::validate::validate_id("device_id", &self.device_id)?;
+        crate::validate::validate_id("agent_id", &self.agent_id)
+    }
+}
+
+/// Checks an entity name like an id (non-empty, bounded, no control characters).
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming `entity_name`.
+pub fn validate_entity_name(entity_name: &str) -> Result<()> {
+    crate::validate::validate_id("entity_name", entity_name)
+}
+
+impl ProfileUpsert {
+    /// Checks the key, the sizes and `importance` (0 to 10).
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
+    pub fn validate(&self) -> Result<()> {
+        self.key.validate()?;
+        validate_text("content", &self.content)?;
+        validate_opt_text("summary", self.summary.as_deref())?;
+        validate_list("keywords", &self.keywords)?;
+        validate_list("entities", &self.entities)?;
+        if !(0..=10).contains(&self.importance) {
+            return Err(StorageError::invalid_input(format!(
+                "importance is {}, the range is 0 to 10",
+                self.importance
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl EntityUpsert {
+    /// Checks the key, the name and the sizes.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
+    pub fn validate(&self) -> Result<()> {
+        self.key.validate()?;
+        validate_entity_name(&self.entity_name)?;
+        validate_text("content", &self.content)?;
+        validate_opt_text("summary", self.summary.as_deref())?;
+        if let Some(t) = &self.entity_type {
+            validate_name("entity_type", t, 256)?;
+        }
+        validate_list("keywords", &self.keywords)?;
+        validate_list("aliases", &self.aliases)
+    }
+}
+
+impl EntityQuery {
+    /// Checks the key and the page.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
+    pub fn validate(&self) -> Result<()> {
+        self.key.validate()?;
+        validate_page(self.limit, self.offset)
+    }
+}
+
+impl NewVault {
+    /// Checks `document_type` (non-empty, at most 64 characters) and the sizes.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("document_type", &self.document_type, 64)?;
+        validate_text("title", &self.title)?;
+        validate_text("summary", &self.summary)?;
+        validate_text("content", &self.content)?;
+        validate_opt_text("tags", self.tags.as_deref())
+    }
+}
+
+impl VaultQuery {
+    /// Checks the page.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the bound.
+    pub fn validate(&self) -> Result<()> {
+        validate_page(self.limit, self.offset)
+    }
+}
+
+impl VaultUpdate {
+    /// Checks that some field is set and the sizes.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] when nothing is set or a text is too long.
+    pub fn validate(&self) -> Result<()> {
+        if self.is_empty() {
+            return Err(StorageError::invalid_input(
+                "the vault update sets no field (title, summary, content, tags, parent_id, is_folder, is_deleted)",
+            ));
+        }
+        validate_opt_text("title", self.title.as_deref())?;
+        validate_opt_text("summary", self.summary.as_deref())?;
+        validate_opt_text("content", self.content.as_deref())?;
+        validate_opt_text("tags", self.tags.as_ref().and_then(|t| t.as_deref()))
+    }
+}
+
+/// Checks a todo status value against [`todo_status`].
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming the value and the accepted ones.
+pub fn validate_todo_status(status: i64) -> Result<()> {
+    if !todo_status::is_known(status) {
+        return Err(StorageError::invalid_input(format!(
+            "todo status is {status}, expected 0 (pending) or 1 (completed)"
+        )));
+    }
+    Ok(())
+}
+
+impl NewTodo {
+    /// Checks status, urgency (`>= 0`) and sizes.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
+    pub fn validate(&self) -> Result<()> {
+        validate_text("content", &self.content)?;
+        validate_todo_status(self.status)?;
+        if self.urgency < 0 {
+            return Err(StorageError::invalid_input(format!(
+                "urgency is {}, it must be >= 0",
+                self.urgency
+            )));
+        }
+        validate_opt_text("assignee", self.assignee.as_deref())?;
+        validate_opt_text("reason", self.reason.as_deref())
+    }
+}
+
+impl TodoQuery {
+    /// Checks the page and the status filter.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the bound.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(s) = self.status {
+            validate_todo_status(s)?;
+        }
+        validate_page(self.limit, self.offset)
+    }
+}
+
+impl TipQuery {
+    /// Checks the page.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the bound.
+    pub fn validate(&self) -> Result<()> {
+        validate_page(self.limit, self.offset)
+    }
+}
+
+/// Longest `page_name`, in characters (the column is `VARCHAR(20)`).
+pub const MAX_PAGE_NAME_CHARS: usize = 20;
+
+impl NewConversation {
+    /// Checks `page_name` (non-empty, at most [`MAX_PAGE_NAME_CHARS`]) and sizes.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("page_name", &self.page_name, MAX_PAGE_NAME_CHARS)?;
+        if let Some(u) = &self.user_id {
+            crate::validate::validate_id("user_id", u)?;
+        }
+        validate_opt_text("title", self.title.as_deref())
+    }
+}
+
+impl ConversationQuery {
+    /// Checks the page.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the bound.
+    pub fn validate(&self) -> Result<()> {
+        validate_page(self.limit, self.offset)
+    }
+}
+
+impl NewMessage {
+    /// Checks `role` (non-empty, at most 64 characters), sizes and the token count.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("role", &self.role, 64)?;
+        validate_text("content", &self.content)?;
+        validate_count("token_count", self.token_count)?;
+        validate_opt_text("parent_message_id", self.parent_message_id.as_deref())
+    }
+}
+
+impl NewThinking {
+    /// Checks `progress` (finite, 0.0 to 1.0), `sequence` (`>= 0`) and sizes.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
+    pub fn validate(&self) -> Result<()> {
+        validate_text("content", &self.content)?;
+        if !self.progress.is_finite() || !(0.0..=1.0).contains(&self.progress) {
+            return Err(StorageError::invalid_input(format!(
+                "progress is {}, the range is 0.0 to 1.0",
+                self.progress
+            )));
+        }
+        if let Some(seq) = self.sequence
+            && seq < 0
+        {
+            return Err(StorageError::invalid_input(format!(
+                "sequence is {seq}, it must be >= 0"
+            )));
+        }
+        validate_opt_text("stage", self.stage.as_deref())
+    }
+}
+
+impl TokenUsageSample {
+    /// Checks `model` and the counts.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("model", &self.model, 256)?;
+        validate_count("prompt_tokens", self.prompt_tokens)?;
+        validate_count("completion_tokens", self.completion_tokens)?;
+        validate_count("total_tokens", self.total_tokens)?;
+        Ok(())
+    }
+}
+
+impl StageTimingSample {
+    /// Checks `stage_name` and the duration.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("stage_name", &self.stage_name, 256)?;
+        validate_count("duration_ms", self.duration_ms)?;
+        validate_opt_text("metadata", self.metadata.as_deref())
+    }
+}
+
+impl DataStatsSample {
+    /// Checks `data_type`, `context_type` and the count.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("data_type", &self.data_type, 256)?;
+        if let Some(c) = &self.context_type {
+            validate_name("context_type", c, 256)?;
+        }
+        validate_count("count", self.count)?;
+        validate_opt_text("metadata", self.metadata.as_deref())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1087,7 +1450,10 @@ mod tests {
         });
         let p: Profile = serde_json::from_value(json).unwrap();
         assert_eq!(p.key(), TenantKey::user("u"));
-        assert_eq!(p.created_at, parse_timestamp("2025-03-01T10:00:00Z").unwrap());
+        assert_eq!(
+            p.created_at,
+            parse_timestamp("2025-03-01T10:00:00Z").unwrap()
+        );
         assert_eq!(p.keywords, vec!["tea"]);
         let back = serde_json::to_value(&p).unwrap();
         assert_eq!(back["created_at"], "2025-03-01T10:00:00+00:00");
@@ -1095,10 +1461,22 @@ mod tests {
 
     #[test]
     fn statuses_parse_strictly() {
-        assert_eq!("delected".parse::<ConversationStatus>().unwrap(), ConversationStatus::Deleted);
+        assert_eq!(
+            "delected".parse::<ConversationStatus>().unwrap(),
+            ConversationStatus::Deleted
+        );
         assert!("archived".parse::<ConversationStatus>().is_err());
-        assert_eq!("failed".parse::<FinishStatus>().unwrap(), FinishStatus::Failed);
-        assert!("done".parse::<FinishStatus>().unwrap_err().to_string().contains("done"));
+        assert_eq!(
+            "failed".parse::<FinishStatus>().unwrap(),
+            FinishStatus::Failed
+        );
+        assert!(
+            "done"
+                .parse::<FinishStatus>()
+                .unwrap_err()
+                .to_string()
+                .contains("done")
+        );
         assert!(todo_status::is_known(1) && !todo_status::is_known(7));
     }
 

@@ -1,0 +1,338 @@
+//! Mapping between SQLite rows and the record types, in one place: column lists, timestamp
+//! and JSON encodings, and the translation of SQLite errors.
+//!
+//! Encodings (those of the original, so both read each other's rows):
+//! - timestamps: text `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC, i.e. Python's `str(datetime)`
+//!   without an offset; this sorts like the instant, so range filters are string comparisons
+//!   that use the indexes. Any form [`storage_core::time::parse_timestamp`] accepts is read
+//!   (the original's local naive times are read as UTC);
+//! - lists and metadata: JSON text, non-ASCII kept as is (`json.dumps(..., ensure_ascii=False)`);
+//!   `NULL` and `''` read as empty;
+//! - booleans: integers 0/1.
+
+use chrono::{Duration, Timelike};
+use rusqlite::types::{Type, ValueRef};
+use rusqlite::{ErrorCode, Row};
+use serde::de::DeserializeOwned;
+use storage_core::time::parse_timestamp;
+use storage_core::{
+    Conversation, Entity, ErrorKind, JsonMap, Message, MessageThinking, Profile, StorageError, Timestamp, Tip, Todo,
+    Vault,
+};
+
+/// Translates a rusqlite error into a [`StorageError`] with a kind and retryable flag.
+pub(crate) fn sql_err(err: rusqlite::Error) -> StorageError {
+    let (kind, retryable, msg) = match &err {
+        rusqlite::Error::SqliteFailure(e, _) => match e.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                (ErrorKind::Conflict, true, "the database is locked by another connection")
+            }
+            ErrorCode::ConstraintViolation => (ErrorKind::Conflict, false, "a constraint was violated"),
+            ErrorCode::CannotOpen => (ErrorKind::Unavailable, false, "the database file cannot be opened"),
+            ErrorCode::PermissionDenied | ErrorCode::ReadOnly => {
+                (ErrorKind::PermissionDenied, false, "the database file is not writable")
+            }
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                (ErrorKind::DataCorrupted, false, "the file is not a valid SQLite database")
+            }
+            ErrorCode::DiskFull | ErrorCode::SystemIoFailure => (ErrorKind::Unavailable, true, "disk I/O failed"),
+            ErrorCode::TooBig => (ErrorKind::InvalidInput, false, "a value is too big for SQLite"),
+            _ => (ErrorKind::Backend, false, "SQLite failed"),
+        },
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => {
+            (ErrorKind::DataCorrupted, false, "a stored value has an unexpected type")
+        }
+        _ => (ErrorKind::Backend, false, "SQLite failed"),
+    };
+    StorageError::new(kind, msg).set_retryable(retryable).with_source(err)
+}
+
+/// Shorthand: `rusqlite::Result<T>` into our `Result<T>`.
+pub(crate) trait SqlResultExt<T> {
+    fn sql(self) -> storage_core::Result<T>;
+}
+
+impl<T> SqlResultExt<T> for rusqlite::Result<T> {
+    fn sql(self) -> storage_core::Result<T> {
+        self.map_err(sql_err)
+    }
+}
+
+/// Truncates to microseconds (the stored precision).
+pub(crate) fn truncate_micros(t: Timestamp) -> Timestamp {
+    let nanos = t.nanosecond();
+    t - Duration::nanoseconds(i64::from(nanos % 1_000))
+}
+
+/// The stored form of a timestamp: UTC, `YYYY-MM-DD HH:MM:SS` plus `.ffffff` when the
+/// microseconds are non-zero (Python's `str(datetime)`).
+pub(crate) fn ts_to_sql(t: &Timestamp) -> String {
+    let n = t.naive_utc();
+    if n.nanosecond() / 1_000 == 0 {
+        n.format("%Y-%m-%d %H:%M:%S").to_string()
+    } else {
+        n.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    }
+}
+
+/// The current time at stored precision.
+pub(crate) fn now() -> Timestamp {
+    truncate_micros(storage_core::time::now())
+}
+
+fn conversion(col: usize, ty: Type, msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, ty, msg.into())
+}
+
+fn column_name(row: &Row<'_>, idx: usize) -> String {
+    row.as_ref().column_name(idx).map(str::to_owned).unwrap_or_else(|_| format!("#{idx}"))
+}
+
+pub(crate) fn get_ts_opt(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Timestamp>> {
+    match row.get_ref(idx)? {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(bytes) => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| conversion(idx, Type::Text, format!("{}: {e}", column_name(row, idx))))?;
+            if text.is_empty() {
+                return Ok(None);
+            }
+            parse_timestamp(text)
+                .map(Some)
+                .map_err(|e| conversion(idx, Type::Text, format!("{}: {}", column_name(row, idx), e.message())))
+        }
+        // Someone stored Unix seconds: accept them rather than fail the whole read.
+        ValueRef::Integer(secs) => chrono::DateTime::from_timestamp(secs, 0)
+            .map(|t| Some(t.fixed_offset()))
+            .ok_or_else(|| conversion(idx, Type::Integer, format!("{}: {secs} is out of range", column_name(row, idx)))),
+        other => Err(conversion(
+            idx,
+            other.data_type(),
+            format!("{}: expected a timestamp text", column_name(row, idx)),
+        )),
+    }
+}
+
+pub(crate) fn get_ts(row: &Row<'_>, idx: usize) -> rusqlite::Result<Timestamp> {
+    get_ts_opt(row, idx)?.ok_or_else(|| conversion(idx, Type::Null, format!("{} is NULL", column_name(row, idx))))
+}
+
+/// A JSON text column; `NULL`, `''` and JSON `null` read as the default value.
+pub(crate) fn get_json<T: DeserializeOwned + Default>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+    let text = match row.get_ref(idx)? {
+        ValueRef::Null => return Ok(T::default()),
+        ValueRef::Text(b) | ValueRef::Blob(b) => b,
+        other => {
+            return Err(conversion(idx, other.data_type(), format!("{}: expected JSON text", column_name(row, idx))));
+        }
+    };
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let value: Option<T> = serde_json::from_slice(text)
+        .map_err(|e| conversion(idx, Type::Text, format!("{}: invalid JSON: {e}", column_name(row, idx))))?;
+    Ok(value.unwrap_or_default())
+}
+
+pub(crate) fn get_bool(row: &Row<'_>, idx: usize) -> rusqlite::Result<bool> {
+    match row.get_ref(idx)? {
+        ValueRef::Null => Ok(false),
+        ValueRef::Integer(i) => Ok(i != 0),
+        ValueRef::Real(f) => Ok(f != 0.0),
+        ValueRef::Text(t) => Ok(matches!(t, b"1" | b"true" | b"True" | b"TRUE")),
+        ValueRef::Blob(_) => Err(conversion(idx, Type::Blob, format!("{}: expected a boolean", column_name(row, idx)))),
+    }
+}
+
+fn get_i64_or(row: &Row<'_>, idx: usize, default: i64) -> rusqlite::Result<i64> {
+    Ok(row.get::<_, Option<i64>>(idx)?.unwrap_or(default))
+}
+
+fn get_string_or(row: &Row<'_>, idx: usize, default: &str) -> rusqlite::Result<String> {
+    Ok(row.get::<_, Option<String>>(idx)?.unwrap_or_else(|| default.to_owned()))
+}
+
+/// JSON text of a list, as the original writes it.
+pub(crate) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> storage_core::Result<String> {
+    Ok(serde_json::to_string(value)?)
+}
+
+// ----- records -------------------------------------------------------------------------------
+
+/// Column order expected by [`profile`] (see `queries::GET_PROFILE_SQL`).
+pub(crate) fn profile(row: &Row<'_>) -> rusqlite::Result<Profile> {
+    Ok(Profile {
+        user_id: row.get(0)?,
+        device_id: row.get(1)?,
+        agent_id: row.get(2)?,
+        content: get_string_or(row, 3, "")?,
+        summary: row.get(4)?,
+        keywords: get_json(row, 5)?,
+        entities: get_json(row, 6)?,
+        importance: get_i64_or(row, 7, 0)?,
+        metadata: get_json::<JsonMap>(row, 8)?,
+        created_at: get_ts(row, 9)?,
+        updated_at: get_ts(row, 10)?,
+    })
+}
+
+pub(crate) const ENTITY_COLS: &str = "id, user_id, device_id, agent_id, entity_name, entity_type, content, \
+     summary, keywords, aliases, metadata, created_at, updated_at";
+
+pub(crate) fn entity(row: &Row<'_>) -> rusqlite::Result<Entity> {
+    Ok(Entity {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        device_id: row.get(2)?,
+        agent_id: row.get(3)?,
+        entity_name: row.get(4)?,
+        entity_type: row.get(5)?,
+        content: get_string_or(row, 6, "")?,
+        summary: row.get(7)?,
+        keywords: get_json(row, 8)?,
+        aliases: get_json(row, 9)?,
+        metadata: get_json::<JsonMap>(row, 10)?,
+        created_at: get_ts(row, 11)?,
+        updated_at: get_ts(row, 12)?,
+    })
+}
+
+pub(crate) const VAULT_COLS: &str = "id, title, summary, content, tags, parent_id, is_folder, is_deleted, \
+     created_at, updated_at, document_type, sort_order";
+
+pub(crate) fn vault(row: &Row<'_>) -> rusqlite::Result<Vault> {
+    Ok(Vault {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        summary: row.get(2)?,
+        content: row.get(3)?,
+        tags: row.get(4)?,
+        parent_id: row.get(5)?,
+        is_folder: get_bool(row, 6)?,
+        is_deleted: get_bool(row, 7)?,
+        created_at: get_ts(row, 8)?,
+        updated_at: get_ts(row, 9)?,
+        document_type: get_string_or(row, 10, "vaults")?,
+        sort_order: get_i64_or(row, 11, 0)?,
+    })
+}
+
+pub(crate) const TODO_COLS: &str = "id, content, created_at, start_time, end_time, status, urgency, assignee, reason";
+
+pub(crate) fn todo(row: &Row<'_>) -> rusqlite::Result<Todo> {
+    Ok(Todo {
+        id: row.get(0)?,
+        content: row.get(1)?,
+        created_at: get_ts(row, 2)?,
+        start_time: get_ts_opt(row, 3)?,
+        end_time: get_ts_opt(row, 4)?,
+        status: get_i64_or(row, 5, 0)?,
+        urgency: get_i64_or(row, 6, 0)?,
+        assignee: row.get(7)?,
+        reason: row.get(8)?,
+    })
+}
+
+pub(crate) const TIP_COLS: &str = "id, content, created_at";
+
+pub(crate) fn tip(row: &Row<'_>) -> rusqlite::Result<Tip> {
+    Ok(Tip {
+        id: row.get(0)?,
+        content: row.get(1)?,
+        created_at: get_ts(row, 2)?,
+    })
+}
+
+pub(crate) const CONVERSATION_COLS: &str = "id, title, user_id, page_name, status, metadata, created_at, updated_at";
+
+pub(crate) fn conversation(row: &Row<'_>) -> rusqlite::Result<Conversation> {
+    Ok(Conversation {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        user_id: row.get(2)?,
+        page_name: get_string_or(row, 3, "home")?,
+        status: get_string_or(row, 4, "active")?,
+        metadata: get_json::<JsonMap>(row, 5)?,
+        created_at: get_ts(row, 6)?,
+        updated_at: get_ts(row, 7)?,
+    })
+}
+
+pub(crate) const MESSAGE_COLS: &str = "id, conversation_id, parent_message_id, role, content, status, token_count, \
+     metadata, latency_ms, error_message, completed_at, created_at, updated_at";
+
+pub(crate) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: row.get(0)?,
+        conversation_id: row.get(1)?,
+        parent_message_id: row.get(2)?,
+        role: row.get(3)?,
+        content: get_string_or(row, 4, "")?,
+        status: get_string_or(row, 5, "pending")?,
+        token_count: get_i64_or(row, 6, 0)?,
+        metadata: get_json::<JsonMap>(row, 7)?,
+        latency_ms: get_i64_or(row, 8, 0)?,
+        error_message: get_string_or(row, 9, "")?,
+        completed_at: get_ts_opt(row, 10)?,
+        created_at: get_ts(row, 11)?,
+        updated_at: get_ts(row, 12)?,
+        thinking: Vec::new(),
+    })
+}
+
+pub(crate) const THINKING_COLS: &str = "id, message_id, content, stage, progress, sequence, metadata, created_at";
+
+pub(crate) fn thinking(row: &Row<'_>) -> rusqlite::Result<MessageThinking> {
+    Ok(MessageThinking {
+        id: row.get(0)?,
+        message_id: row.get(1)?,
+        content: get_string_or(row, 2, "")?,
+        stage: row.get(3)?,
+        progress: row.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+        sequence: get_i64_or(row, 5, 0)?,
+        metadata: get_json::<JsonMap>(row, 6)?,
+        created_at: get_ts(row, 7)?,
+    })
+}
+
+/// Escapes `%`, `_` and `\` for `LIKE ... ESCAPE '\'` and wraps in `%`.
+pub(crate) fn like_contains(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// An FTS5 phrase matching `text` literally.
+pub(crate) fn fts_phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_store_like_python_str_in_utc() {
+        let t = parse_timestamp("2025-03-01T10:00:00+08:00").unwrap();
+        assert_eq!(ts_to_sql(&t), "2025-03-01 02:00:00");
+        let t = parse_timestamp("2025-03-01T10:00:00.000120+00:00").unwrap();
+        assert_eq!(ts_to_sql(&t), "2025-03-01 10:00:00.000120");
+        let t = parse_timestamp("2025-03-01T10:00:00.123456789+00:00").unwrap();
+        assert_eq!(ts_to_sql(&truncate_micros(t)), "2025-03-01 10:00:00.123456");
+    }
+
+    #[test]
+    fn like_and_fts_escaping() {
+        assert_eq!(like_contains("50%_a\\b"), "%50\\%\\_a\\\\b%");
+        assert_eq!(fts_phrase("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}

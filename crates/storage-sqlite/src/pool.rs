@@ -1,0 +1,189 @@
+//! Connections: one writer and N readers, used from `spawn_blocking` so that no SQLite call
+//! ever runs on an async worker thread.
+//!
+//! WAL mode lets readers run in parallel with the single writer. Writers queue on an async
+//! semaphore (not on a blocked thread), then run their closure inside `BEGIN IMMEDIATE ...
+//! COMMIT` on the writer connection; readers take a free read-only connection the same way.
+//! Because every write of this process goes through the one writer connection, our own
+//! writes never see `database is locked`; other processes are waited for up to
+//! `busy_timeout`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use storage_core::{ErrorKind, Result, StorageError};
+use tokio::sync::Semaphore;
+
+use crate::config::SqliteConfig;
+use crate::mapping::{SqlResultExt, sql_err};
+
+/// Statement cache size per connection (the crate uses fewer distinct statements).
+const STATEMENT_CACHE: usize = 96;
+
+pub(crate) struct Pool {
+    writer: Mutex<Option<Connection>>,
+    readers: Mutex<Vec<Connection>>,
+    write_permits: Arc<Semaphore>,
+    read_permits: Arc<Semaphore>,
+    reader_count: u32,
+    closed: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic inside an operation rolls its transaction back while unwinding; the connection
+    // itself stays usable, so a poisoned lock is not an error here.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn closed_error() -> StorageError {
+    StorageError::new(ErrorKind::NotInitialized, "the sqlite backend is closed")
+}
+
+/// Applies the per-connection settings shared by the writer and the readers.
+pub(crate) fn configure(conn: &Connection, config: &SqliteConfig) -> Result<()> {
+    conn.busy_timeout(config.busy_timeout()).sql()?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON;
+         PRAGMA synchronous = {};
+         PRAGMA cache_size = -{};
+         PRAGMA temp_store = MEMORY;",
+        config.synchronous.pragma_value(),
+        config.cache_size_kib,
+    ))
+    .sql()
+}
+
+/// Opens the writer connection: creates the file, switches to WAL.
+pub(crate) fn open_writer(path: &Path, config: &SqliteConfig) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .sql()?;
+    conn.busy_timeout(config.busy_timeout()).sql()?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .sql()?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StorageError::backend(format!(
+            "could not switch {} to WAL journal mode (got {mode})",
+            path.display()
+        )));
+    }
+    configure(&conn, config)?;
+    Ok(conn)
+}
+
+/// Opens a read-only (`query_only`) connection.
+pub(crate) fn open_reader(path: &Path, config: &SqliteConfig) -> Result<Connection> {
+    // READ_WRITE (not READ_ONLY) so the reader can use the WAL index; `query_only` forbids
+    // writes through it.
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .sql()?;
+    configure(&conn, config)?;
+    conn.execute_batch("PRAGMA query_only = ON;").sql()?;
+    Ok(conn)
+}
+
+impl Pool {
+    pub(crate) fn new(writer: Connection, readers: Vec<Connection>) -> Self {
+        let n = readers.len();
+        Pool {
+            writer: Mutex::new(Some(writer)),
+            readers: Mutex::new(readers),
+            write_permits: Arc::new(Semaphore::new(1)),
+            read_permits: Arc::new(Semaphore::new(n)),
+            reader_count: n as u32,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer connection and commits when
+    /// it returns `Ok`; an `Err` (or a panic) rolls back and nothing is written.
+    pub(crate) async fn write<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let permit = self.write_permits.clone().acquire_owned().await.map_err(|_| closed_error())?;
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut guard = lock(&pool.writer);
+            let conn = guard.as_mut().ok_or_else(closed_error)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+            let out = f(&tx)?;
+            tx.commit().sql()?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StorageError::backend("a sqlite write task failed").with_source(e))?
+    }
+
+    /// Runs `f` on a read-only connection (no transaction: use one inside `f` when several
+    /// statements must see one snapshot).
+    pub(crate) async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let permit = self.read_permits.clone().acquire_owned().await.map_err(|_| closed_error())?;
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            // The permit guarantees a free connection unless the pool was closed meanwhile.
+            let conn = lock(&pool.readers).pop().ok_or_else(closed_error)?;
+            let out = f(&conn);
+            if !pool.is_closed() {
+                lock(&pool.readers).push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StorageError::backend("a sqlite read task failed").with_source(e))?
+    }
+
+    /// Refuses new operations, waits for running ones and closes every connection (the last
+    /// close checkpoints the WAL into the main file).
+    pub(crate) async fn close(self: &Arc<Self>) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Wait for running operations: take every permit, then close the semaphores.
+        let w = self.write_permits.acquire_many(1).await;
+        let r = self.read_permits.acquire_many(self.reader_count).await;
+        self.write_permits.close();
+        self.read_permits.close();
+        drop((w, r));
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let readers = std::mem::take(&mut *lock(&pool.readers));
+            for conn in readers {
+                conn.close().map_err(|(_, e)| sql_err(e))?;
+            }
+            if let Some(conn) = lock(&pool.writer).take() {
+                conn.close().map_err(|(_, e)| sql_err(e))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageError::backend("closing sqlite failed").with_source(e))?
+    }
+}
+
+/// Applies the writer's pragmas (WAL, busy timeout, synchronous, cache size, foreign keys) to a
+/// connection opened elsewhere, so a benchmark can compare against bare rusqlite fairly.
+pub fn configure_for_bench(conn: &Connection, config: &SqliteConfig) -> Result<()> {
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)).sql()?;
+    configure(conn, config)
+}
