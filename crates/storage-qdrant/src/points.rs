@@ -119,6 +119,10 @@ mod tests {
     fn ctx(id: &str) -> ProcessedContext {
         let mut c = ProcessedContext::new(ContextType::Knowledge, "text");
         c.id = id.into();
+        // Stored times have microsecond precision (the original's ISO format).
+        c.properties = storage_core::model::ContextProperties::at(
+            storage_core::time::parse_timestamp("2026-02-21T09:30:00.25+08:00").unwrap(),
+        );
         c.vectorize.vector = Some(vec![0.6, 0.8]);
         c.properties.user_id = Some("u1".into());
         c.metadata.insert("project".into(), json!("alpha"));

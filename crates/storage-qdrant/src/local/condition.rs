@@ -6,10 +6,10 @@
 //! | `Eq(k, float)`        | `range: gte = lte = x` (Qdrant matches no float values)     |
 //! | `Ne(k, v)`            | `must_not: [Eq(k, v)]` (a missing field matches)            |
 //! | `In(k, strs/ints)`    | `match: any` (other value kinds: `should` of `Eq`s)         |
-//! | `In(k, [])`           | `should: []` (matches nothing)                              |
+//! | `In(k, [])`           | `has_id: []` (matches nothing)                              |
 //! | `NotIn(k, vs)`        | `must_not: [In(k, vs)]` (a missing field matches)           |
 //! | `Range` (numbers)     | `range` on `f64`                                            |
-//! | `And`/`Or`/`Not`      | `must`/`should`/`must_not` (an empty `Or` matches nothing)  |
+//! | `And`/`Or`/`Not`      | `must`/`should`/`must_not` (empty `Or`: `has_id: []`)       |
 //!
 //! Ranges with string bounds never reach this module (see [`crate::filter::plan`]).
 //! Keys are used verbatim as top-level payload keys (our payload is flat), so a metadata key
@@ -48,6 +48,12 @@ fn must_not(conditions: Vec<Condition>) -> EdgeFilter {
     EdgeFilter { must_not: Some(conditions), ..EdgeFilter::default() }
 }
 
+/// A condition no point satisfies. (`should: []` is not one: the engine's counting path
+/// treats an empty `should` as absent.)
+fn nothing() -> Condition {
+    Condition::HasId(std::iter::empty::<qdrant_edge::PointId>().collect())
+}
+
 fn key(field: &str) -> JsonPath {
     JsonPath { first_key: field.to_owned(), rest: Vec::new() }
 }
@@ -68,6 +74,7 @@ fn to_condition(filter: &Filter) -> Result<Condition> {
         Filter::NotIn(f, vs) => Condition::Filter(must_not(vec![in_condition(f, vs)])),
         Filter::Range(f, r) => range_condition(f, r)?,
         Filter::And(fs) => Condition::Filter(must(fs.iter().map(to_condition).collect::<Result<_>>()?)),
+        Filter::Or(fs) if fs.is_empty() => nothing(),
         Filter::Or(fs) => Condition::Filter(should(fs.iter().map(to_condition).collect::<Result<_>>()?)),
         Filter::Not(f) => Condition::Filter(must_not(vec![to_condition(f)?])),
     })
@@ -87,7 +94,7 @@ fn eq_condition(field: &str, value: &Value) -> Condition {
 
 fn in_condition(field: &str, values: &[Value]) -> Condition {
     if values.is_empty() {
-        return Condition::Filter(should(Vec::new()));
+        return nothing();
     }
     if let Some(strings) = values
         .iter()
@@ -119,4 +126,106 @@ fn range_condition(field: &str, range: &Range) -> Result<Condition> {
         field,
         EdgeRange { gt: bound(&range.gt)?, gte: bound(&range.gte)?, lt: bound(&range.lt)?, lte: bound(&range.lte)? },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qdrant_edge::{
+        CountRequest, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PointId, PointInsertOperations,
+        PointOperations, PointStruct, UpdateOperation,
+    };
+    use serde_json::json;
+    use storage_core::JsonMap;
+
+    fn records() -> Vec<JsonMap> {
+        [
+            json!({"s": "a", "n": 1, "f": 0.5, "b": true, "tb": "2026-02-21", "a.b": "dot"}),
+            json!({"s": "b", "n": 2, "f": 1.5, "b": false, "tb": "2026-W08"}),
+            json!({"s": "c", "n": 3, "b": true}),
+            json!({"n": 10, "f": -2.0}),
+            json!({"s": "a", "n": -4, "f": 3.0, "b": false}),
+        ]
+        .into_iter()
+        .map(|v| v.as_object().unwrap().clone())
+        .collect()
+    }
+
+    /// Every translated filter selects exactly the records `Filter::matches` selects.
+    #[test]
+    fn translation_agrees_with_the_reference_semantics() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EdgeConfig::builder().vector("", EdgeVectorParams::builder(2, Distance::Cosine).build()).build();
+        let edge = EdgeShard::new(dir.path(), config).unwrap();
+        let recs = records();
+        let points = recs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| PointStruct::new(PointId::NumId(i as u64), vec![1.0, i as f32], json!(r)).into())
+            .collect();
+        edge.update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+            PointInsertOperations::PointsList(points),
+        )))
+        .unwrap();
+
+        let filters = vec![
+            Filter::eq("s", "a"),
+            Filter::eq("n", 2),
+            Filter::eq("f", 1.5),
+            Filter::eq("b", true),
+            Filter::eq("a.b", "dot"),
+            Filter::eq("missing", 1),
+            Filter::ne("s", "a"),
+            Filter::ne("b", false),
+            Filter::is_in("s", ["a", "c"]),
+            Filter::is_in("n", [1, 10]),
+            Filter::In("n".into(), vec![Value::Int(3), Value::Float(1.0)]),
+            Filter::In("b".into(), vec![Value::Bool(false)]),
+            Filter::is_in("s", Vec::<String>::new()),
+            Filter::not_in("s", ["a"]),
+            Filter::not_in("n", [1, 2, 3]),
+            Filter::gte("n", 2),
+            Filter::lt("f", 1.0),
+            Filter::between("n", -4, 2),
+            Filter::gt("n", 1.5),
+            Filter::gte("s", 1),
+            Filter::eq("s", "a").and(Filter::eq("b", true)),
+            Filter::eq("s", "a").or(Filter::eq("n", 10)),
+            Filter::Or(vec![]),
+            Filter::And(vec![]),
+            Filter::eq("s", "a").not(),
+            Filter::eq("s", "a").or(Filter::gte("n", 3)).not().and(Filter::ne("b", true)),
+        ];
+        for f in filters {
+            let expected: Vec<usize> = (0..recs.len()).filter(|i| f.matches(&recs[*i])).collect();
+            let edge_filter = to_edge_filter(&f).unwrap();
+            let n = edge.count(CountRequest { filter: Some(edge_filter.clone()), exact: true }).unwrap();
+            assert_eq!(n, expected.len(), "count of {f:?}");
+            let (found, _) = edge
+                .scroll(qdrant_edge::ScrollRequest {
+                    offset: None,
+                    limit: Some(100),
+                    filter: Some(edge_filter),
+                    with_payload: None,
+                    with_vector: qdrant_edge::WithVector::Bool(false),
+                    order_by: None,
+                })
+                .unwrap();
+            let mut got: Vec<usize> = found
+                .iter()
+                .map(|r| match r.id {
+                    PointId::NumId(n) => n as usize,
+                    PointId::Uuid(_) => unreachable!("numeric ids only"),
+                })
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, expected, "records of {f:?}");
+        }
+    }
+
+    #[test]
+    fn string_ranges_are_refused_not_weakened() {
+        let e = to_edge_filter(&Filter::gte("tb", "2026-02")).unwrap_err();
+        assert_eq!(e.kind(), storage_core::ErrorKind::Unsupported);
+    }
 }
