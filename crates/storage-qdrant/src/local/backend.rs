@@ -179,7 +179,8 @@ impl QdrantLocalBackend {
         .await
     }
 
-    /// Bytes used on disk by the store (segments, write-ahead logs, configuration).
+    /// Bytes allocated on disk by the store's collections (segments, write-ahead logs,
+    /// configuration). The engine's files are sparse, so apparent sizes are much larger.
     pub fn disk_usage(&self) -> u64 {
         self.inner.shards.iter().chain(self.inner.todo.as_ref()).map(Shard::disk_bytes).sum()
     }

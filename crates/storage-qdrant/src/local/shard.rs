@@ -247,23 +247,42 @@ impl Shard {
         }
     }
 
-    /// Bytes used by the shard's directory.
+    /// Bytes allocated on disk by the shard's directory.
     pub(crate) fn disk_bytes(&self) -> u64 {
-        dir_size(&self.path)
+        allocated_size(&self.path)
     }
 }
 
-/// Total size of the regular files under `dir`, recursively (0 when missing).
-pub(crate) fn dir_size(dir: &Path) -> u64 {
+/// Total apparent size of the files in `dir` (not recursive; 0 when missing). The WAL's
+/// segment files are preallocated, so this is what the log reserves.
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+}
+
+/// Bytes allocated on disk under `dir`, recursively. The engine creates large sparse files
+/// (32 MiB vector chunks and payload pages), so apparent sizes overstate disk use.
+pub(crate) fn allocated_size(dir: &Path) -> u64 {
     let Ok(entries) = fs::read_dir(dir) else { return 0 };
     entries
         .flatten()
         .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
+            Ok(m) if m.is_dir() => allocated_size(&e.path()),
+            Ok(m) => allocated(&m),
             Err(_) => 0,
         })
         .sum()
+}
+
+#[cfg(unix)]
+fn allocated(m: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    m.blocks() * 512
+}
+
+#[cfg(not(unix))]
+fn allocated(m: &fs::Metadata) -> u64 {
+    m.len()
 }
 
 /// Removes every closed WAL segment but the newest. The newest one carries the WAL's
