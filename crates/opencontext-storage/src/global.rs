@@ -3,7 +3,7 @@
 use std::sync::{Arc, RwLock};
 
 use storage_core::config::AppConfig;
-use storage_core::{ErrorKind, Result, StorageError};
+use storage_core::{ErrorKind, Result, StorageBackendFactory, StorageError};
 
 use crate::UnifiedStorage;
 

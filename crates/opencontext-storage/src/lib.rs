@@ -33,7 +33,9 @@ mod trace;
 mod unified;
 mod unified_document;
 
-pub use global::{get_storage, init_storage, is_initialized, reset_storage, set_storage};
+pub use global::{
+    get_storage, init_storage, init_storage_with, is_initialized, reset_storage, set_storage,
+};
 pub use registry::default_factory;
 pub use storage_core::*;
 pub use unified::{UnifiedStorage, UnifiedStorageBuilder};

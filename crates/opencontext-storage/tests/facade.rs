@@ -100,7 +100,7 @@ storage:
         |_| None,
     )
     .unwrap();
-    let storage = UnifiedStorage::from_config(&cfg).await.unwrap();
+    let storage = UnifiedStorage::from_config_with(&cfg, &factory(), None).await.unwrap();
     assert_eq!(storage.vector().unwrap().name(), "memory");
     assert_eq!(storage.vector().unwrap().dimension(), 3);
 
@@ -109,16 +109,16 @@ storage:
         |_| None,
     )
     .unwrap();
-    let e = UnifiedStorage::from_config(&cfg).await.unwrap_err();
+    let e = UnifiedStorage::from_config_with(&cfg, &factory(), None).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.to_string().contains("nonexistent"), "{e}");
-    assert!(default_factory().vector_backend_names().contains(&"memory"));
+    assert!(e.to_string().contains("memory"), "the error lists what is registered: {e}");
 }
 
 #[tokio::test]
 async fn global_accessor_initialises_once_under_concurrency() {
     let cfg = parse_config(
-        "storage:\n  backends:\n    - {storage_type: vector_db, backend: default, config: {vector_size: 3}}\n",
+        "storage:\n  backends:\n    - {storage_type: vector_db, backend: memory, config: {vector_size: 3}}\n",
         |_| None,
     )
     .unwrap();
@@ -127,7 +127,7 @@ async fn global_accessor_initialises_once_under_concurrency() {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let cfg = cfg.clone();
-            tokio::spawn(async move { init_storage(&cfg).await.map(|_| ()) })
+            tokio::spawn(async move { init_storage_with(&cfg, &factory()).await.map(|_| ()) })
         })
         .collect();
     let mut ok = 0;
