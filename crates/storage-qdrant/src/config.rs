@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use storage_core::StorageError;
 use storage_core::Result;
+use storage_core::StorageError;
 
 /// Configuration of [`crate::QdrantLocalBackend`] (the `qdrant` backend when `path` is set).
 ///
@@ -86,7 +86,9 @@ impl QdrantLocalConfig {
     /// [`storage_core::ErrorKind::Config`] naming the key.
     pub fn validate(&self) -> Result<()> {
         if self.path.as_os_str().is_empty() {
-            return Err(StorageError::config("qdrant local: 'path' must not be empty"));
+            return Err(StorageError::config(
+                "qdrant local: 'path' must not be empty",
+            ));
         }
         if self.vector_size == 0 || self.vector_size > MAX_VECTOR_SIZE {
             return Err(StorageError::config(format!(
@@ -124,6 +126,9 @@ mod tests {
         assert!(QdrantLocalConfig::new("", 3).validate().is_err());
         let mut small = QdrantLocalConfig::new("/tmp/q", 3);
         small.wal_max_kb = small.wal_segment_kb;
-        assert_eq!(small.validate().unwrap_err().kind(), storage_core::ErrorKind::Config);
+        assert_eq!(
+            small.validate().unwrap_err().kind(),
+            storage_core::ErrorKind::Config
+        );
     }
 }

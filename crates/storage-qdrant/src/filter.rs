@@ -49,21 +49,32 @@ pub(crate) fn plan(filter: Option<&Filter>, scope: &Scope) -> Result<FilterPlan>
         return Ok(FilterPlan::default());
     };
     combined.validate()?;
-    if let Some(field) = combined.fields().into_iter().find(|f| JSON_ENCODED_FIELDS.contains(f)) {
+    if let Some(field) = combined
+        .fields()
+        .into_iter()
+        .find(|f| JSON_ENCODED_FIELDS.contains(f))
+    {
         return Err(StorageError::unsupported(format!(
             "filter on '{field}' is not supported: the field is stored as a JSON-encoded string \
              (the original's payload layout), so its elements cannot be compared"
         )));
     }
     if !has_string_range(&combined) {
-        return Ok(FilterPlan { native: Some(combined), post: None });
+        return Ok(FilterPlan {
+            native: Some(combined),
+            post: None,
+        });
     }
     let conjuncts = match combined {
         Filter::And(parts) => parts,
         other => vec![other],
     };
-    let (post, native): (Vec<Filter>, Vec<Filter>) = conjuncts.into_iter().partition(has_string_range);
-    Ok(FilterPlan { native: conjunction(native), post: conjunction(post) })
+    let (post, native): (Vec<Filter>, Vec<Filter>) =
+        conjuncts.into_iter().partition(has_string_range);
+    Ok(FilterPlan {
+        native: conjunction(native),
+        post: conjunction(post),
+    })
 }
 
 fn conjunction(mut parts: Vec<Filter>) -> Option<Filter> {
@@ -94,16 +105,29 @@ mod tests {
         let f = Filter::eq("a", 1).and(Filter::gte("create_time_ts", 10));
         let p = plan(Some(&f), &Scope::user("u")).unwrap();
         assert_eq!(p.post, None);
-        assert_eq!(p.native.unwrap().fields(), vec!["a", "create_time_ts", "user_id"]);
+        assert_eq!(
+            p.native.unwrap().fields(),
+            vec!["a", "create_time_ts", "user_id"]
+        );
         assert_eq!(plan(None, &Scope::any()).unwrap(), FilterPlan::default());
     }
 
     #[test]
     fn string_ranges_move_to_the_post_filter() {
         let range = Filter::between("time_bucket", "2026-02-01", "2026-02-28");
-        let p = plan(Some(&range.clone().and(Filter::eq("a", 1))), &Scope::user("u")).unwrap();
+        let p = plan(
+            Some(&range.clone().and(Filter::eq("a", 1))),
+            &Scope::user("u"),
+        )
+        .unwrap();
         assert_eq!(p.post, Some(range.clone()));
-        assert_eq!(p.native, Some(Filter::And(vec![Filter::eq("a", 1), Filter::eq("user_id", "u")])));
+        assert_eq!(
+            p.native,
+            Some(Filter::And(vec![
+                Filter::eq("a", 1),
+                Filter::eq("user_id", "u")
+            ]))
+        );
 
         // Inside an `or` the whole disjunction is checked in process.
         let or = range.clone().or(Filter::eq("b", 2));
@@ -121,8 +145,11 @@ mod tests {
     fn json_encoded_fields_are_unsupported_and_bad_filters_invalid() {
         let e = plan(Some(&Filter::eq("keywords", "x")), &Scope::any()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
-        let e = plan(Some(&Filter::eq("a", 1).or(Filter::eq("children_ids", "x")).not()), &Scope::any())
-            .unwrap_err();
+        let e = plan(
+            Some(&Filter::eq("a", 1).or(Filter::eq("children_ids", "x")).not()),
+            &Scope::any(),
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
         let e = plan(Some(&Filter::eq("bad key", 1)), &Scope::any()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);

@@ -5,8 +5,8 @@
 //! `original_id`; we do the same, so points written by either read back in the other. Todo
 //! embeddings use the integer `todo_id` directly.
 
-use storage_core::StorageError;
 use storage_core::Result;
+use storage_core::StorageError;
 use uuid::Uuid;
 
 /// The point UUID of a context id: UUID v5 of the id's UTF-8 bytes in the DNS namespace.
@@ -20,7 +20,9 @@ pub(crate) fn point_uuid(id: &str) -> Uuid {
 /// [`storage_core::ErrorKind::InvalidInput`] for a negative id (point numbers are unsigned).
 pub(crate) fn todo_point_num(todo_id: i64) -> Result<u64> {
     u64::try_from(todo_id).map_err(|_| {
-        StorageError::invalid_input(format!("todo_id {todo_id} is negative; todo ids must be >= 0"))
+        StorageError::invalid_input(format!(
+            "todo_id {todo_id} is negative; todo ids must be >= 0"
+        ))
     })
 }
 
@@ -31,7 +33,10 @@ mod tests {
     #[test]
     fn matches_python_uuid5_dns() {
         // python: str(uuid.uuid5(uuid.NAMESPACE_DNS, "python.org"))
-        assert_eq!(point_uuid("python.org").to_string(), "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+        assert_eq!(
+            point_uuid("python.org").to_string(),
+            "886313e1-3b8a-5372-9b90-0c9aee199e5d"
+        );
         assert_eq!(point_uuid("ctx-1"), point_uuid("ctx-1"));
         assert_ne!(point_uuid("ctx-1"), point_uuid("ctx-2"));
         assert_eq!(point_uuid("").get_version_num(), 5);
@@ -40,6 +45,9 @@ mod tests {
     #[test]
     fn todo_ids_must_be_non_negative() {
         assert_eq!(todo_point_num(7).unwrap(), 7);
-        assert_eq!(todo_point_num(-1).unwrap_err().kind(), storage_core::ErrorKind::InvalidInput);
+        assert_eq!(
+            todo_point_num(-1).unwrap_err().kind(),
+            storage_core::ErrorKind::InvalidInput
+        );
     }
 }

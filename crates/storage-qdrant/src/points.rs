@@ -37,13 +37,19 @@ pub(crate) struct ContextPoint {
 ///
 /// # Errors
 /// [`storage_core::ErrorKind::InvalidInput`] naming the context and the field.
-pub(crate) fn encode_contexts(contexts: &[ProcessedContext], dimension: usize) -> Result<Vec<ContextPoint>> {
+pub(crate) fn encode_contexts(
+    contexts: &[ProcessedContext],
+    dimension: usize,
+) -> Result<Vec<ContextPoint>> {
     validate::validate_contexts(contexts, dimension)?;
     contexts
         .iter()
         .map(|c| {
             let mut payload = payload::to_payload(c)?;
-            payload.insert(payload::FIELD_ORIGINAL_ID.into(), Json::String(c.id.clone()));
+            payload.insert(
+                payload::FIELD_ORIGINAL_ID.into(),
+                Json::String(c.id.clone()),
+            );
             validate::validate_payload_size(&c.id, serde_json::to_vec(&payload)?.len())?;
             let vector = c.vectorize.vector.clone().ok_or_else(|| {
                 StorageError::invalid_input(format!("context '{}' has no vector", c.id))
@@ -63,7 +69,11 @@ pub(crate) fn encode_contexts(contexts: &[ProcessedContext], dimension: usize) -
 ///
 /// # Errors
 /// [`storage_core::ErrorKind::DataCorrupted`] when the payload is not a context.
-pub(crate) fn decode_context(payload: JsonMap, point_id: &str, vector: Option<Vec<f32>>) -> Result<ProcessedContext> {
+pub(crate) fn decode_context(
+    payload: JsonMap,
+    point_id: &str,
+    vector: Option<Vec<f32>>,
+) -> Result<ProcessedContext> {
     payload::from_payload(payload, point_id, vector)
 }
 
@@ -72,13 +82,19 @@ pub(crate) fn decode_context(payload: JsonMap, point_id: &str, vector: Option<Ve
 /// # Errors
 /// [`storage_core::ErrorKind::InvalidInput`] when a metadata key shadows `todo_id`, `content`
 /// or `created_at`, or the payload exceeds [`validate::MAX_PAYLOAD_BYTES`].
-pub(crate) fn todo_payload(todo_id: i64, content: &str, metadata: Option<&JsonMap>) -> Result<JsonMap> {
+pub(crate) fn todo_payload(
+    todo_id: i64,
+    content: &str,
+    metadata: Option<&JsonMap>,
+) -> Result<JsonMap> {
     let mut out = JsonMap::new();
     out.insert(TODO_FIELD_ID.into(), Json::from(todo_id));
     out.insert(TODO_FIELD_CONTENT.into(), Json::String(content.to_owned()));
     out.insert(
         TODO_FIELD_CREATED_AT.into(),
-        Json::String(storage_core::time::format_timestamp(&storage_core::time::now())),
+        Json::String(storage_core::time::format_timestamp(
+            &storage_core::time::now(),
+        )),
     );
     for (k, v) in metadata.into_iter().flatten() {
         if out.contains_key(k) {
@@ -101,7 +117,9 @@ pub(crate) fn decode_todo(payload: &JsonMap, point_num: u64) -> Result<(i64, Str
         .get(TODO_FIELD_ID)
         .and_then(Json::as_i64)
         .or_else(|| i64::try_from(point_num).ok())
-        .ok_or_else(|| StorageError::data_corrupted(format!("todo point {point_num} has no valid todo_id")))?;
+        .ok_or_else(|| {
+            StorageError::data_corrupted(format!("todo point {point_num} has no valid todo_id"))
+        })?;
     let content = payload
         .get(TODO_FIELD_CONTENT)
         .and_then(Json::as_str)
@@ -138,7 +156,8 @@ mod tests {
         assert_eq!(p.payload["original_id"], "k-1");
         assert_eq!(p.payload["id"], "k-1");
         assert_eq!(p.context_type, ContextType::Knowledge);
-        let back = decode_context(p.payload.clone(), &p.uuid.to_string(), Some(vec![0.6, 0.8])).unwrap();
+        let back =
+            decode_context(p.payload.clone(), &p.uuid.to_string(), Some(vec![0.6, 0.8])).unwrap();
         assert_eq!(back, c);
     }
 
@@ -146,10 +165,19 @@ mod tests {
     fn invalid_batches_encode_nothing() {
         let mut bad = ctx("b");
         bad.vectorize.vector = Some(vec![1.0, f32::NAN]);
-        assert_eq!(encode_contexts(&[ctx("a"), bad], 2).unwrap_err().kind(), ErrorKind::InvalidInput);
-        assert!(encode_contexts(&[ctx("a")], 3).is_err(), "dimension mismatch");
+        assert_eq!(
+            encode_contexts(&[ctx("a"), bad], 2).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert!(
+            encode_contexts(&[ctx("a")], 3).is_err(),
+            "dimension mismatch"
+        );
         let mut big = ctx("big");
-        big.metadata.insert("blob".into(), json!("x".repeat(validate::MAX_PAYLOAD_BYTES)));
+        big.metadata.insert(
+            "blob".into(),
+            json!("x".repeat(validate::MAX_PAYLOAD_BYTES)),
+        );
         let e = encode_contexts(&[big], 2).unwrap_err();
         assert!(e.to_string().contains("payload"), "{e}");
     }

@@ -15,15 +15,20 @@ struct Harness {
 impl VectorKitHarness for Harness {
     async fn fresh(&self, spec: KitSpec) -> Arc<dyn VectorStorageBackend> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = QdrantLocalConfig::new(dir.path(), spec.dimension).with_todo_embeddings(spec.todo_embeddings);
-        let backend = QdrantLocalBackend::open(config).await.expect("open local qdrant");
+        let config = QdrantLocalConfig::new(dir.path(), spec.dimension)
+            .with_todo_embeddings(spec.todo_embeddings);
+        let backend = QdrantLocalBackend::open(config)
+            .await
+            .expect("open local qdrant");
         self.dirs.lock().expect("dirs").push(dir);
         Arc::new(backend)
     }
 }
 
 fn harness() -> Harness {
-    Harness { dirs: Mutex::new(Vec::new()) }
+    Harness {
+        dirs: Mutex::new(Vec::new()),
+    }
 }
 
 storage_core::vector_conformance_tests!(harness());

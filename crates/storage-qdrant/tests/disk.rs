@@ -23,7 +23,11 @@ fn config(dir: &std::path::Path) -> QdrantLocalConfig {
 async fn write_round(store: &QdrantLocalBackend, round: i64) {
     let batch: Vec<_> = (0..N)
         .map(|i| {
-            let mut c = ctx(&format!("d-{i}"), ContextType::Document, vector(DIM, (i as u64) * 1000 + round as u64));
+            let mut c = ctx(
+                &format!("d-{i}"),
+                ContextType::Document,
+                vector(DIM, (i as u64) * 1000 + round as u64),
+            );
             c.metadata.insert("round".into(), round.into());
             c.metadata.insert("filler".into(), "x".repeat(500).into());
             c
@@ -33,9 +37,19 @@ async fn write_round(store: &QdrantLocalBackend, round: i64) {
 }
 
 async fn assert_round(store: &QdrantLocalBackend, round: i64) {
-    assert_eq!(store.get_processed_context_count(ContextType::Document).await.unwrap(), N as u64);
+    assert_eq!(
+        store
+            .get_processed_context_count(ContextType::Document)
+            .await
+            .unwrap(),
+        N as u64
+    );
     for i in [0, N / 2, N - 1] {
-        let c = store.get_processed_context(&format!("d-{i}"), ContextType::Document, false).await.unwrap().unwrap();
+        let c = store
+            .get_processed_context(&format!("d-{i}"), ContextType::Document, false)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(c.metadata["round"], round, "d-{i} after round {round}");
     }
 }
@@ -59,15 +73,33 @@ async fn rewriting_the_same_points_keeps_disk_use_bounded() {
         }
     }
     // Deletes after trimming still apply.
-    assert!(store.delete_processed_context("d-3", ContextType::Document).await.unwrap());
-    assert!(store.get_processed_context("d-3", ContextType::Document, false).await.unwrap().is_none());
+    assert!(
+        store
+            .delete_processed_context("d-3", ContextType::Document)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .get_processed_context("d-3", ContextType::Document, false)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let wal: u64 = walk_size(&dir.path().join("document").join("wal"));
     eprintln!("disk after first round {after_first} B, peak {peak} B, WAL now {wal} B");
     // 40 rewrites of ~200 KB of payload and vectors each would leave > 8 MB of log alone.
     assert!(wal <= 4 * 128 * 1024 + 512 * 1024, "WAL is {wal} B");
-    assert!(peak < after_first + 2 * 1024 * 1024, "peak disk use {peak} B, first round {after_first} B");
+    assert!(
+        peak < after_first + 2 * 1024 * 1024,
+        "peak disk use {peak} B, first round {after_first} B"
+    );
 }
 
 fn walk_size(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir).unwrap().flatten().map(|e| e.metadata().unwrap().len()).sum()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
 }

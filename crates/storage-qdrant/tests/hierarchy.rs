@@ -10,7 +10,11 @@ use storage_core::{ErrorKind, HierarchyQuery, VectorStorageBackend};
 const DIM: usize = 8;
 
 fn summary(id: &str, level: u8, bucket: &str, user: &str) -> storage_core::ProcessedContext {
-    let mut c = ctx(id, ContextType::Event, vector(DIM, id.len() as u64 * 31 + level as u64));
+    let mut c = ctx(
+        id,
+        ContextType::Event,
+        vector(DIM, id.len() as u64 * 31 + level as u64),
+    );
     c.properties.hierarchy_level = level;
     c.properties.time_bucket = Some(bucket.to_owned());
     c.properties.user_id = Some(user.to_owned());
@@ -55,33 +59,71 @@ async fn ranges_of_days_weeks_and_months() {
     store.batch_upsert_processed_context(&all).await.unwrap();
 
     // Days: inclusive bounds, ordered by bucket then id.
-    let hits = store.search_by_hierarchy(&query(1, Some("2026-02-20"), Some("2026-02-21"))).await.unwrap();
+    let hits = store
+        .search_by_hierarchy(&query(1, Some("2026-02-20"), Some("2026-02-21")))
+        .await
+        .unwrap();
     assert_eq!(ids(&hits), ["d-0220", "d-0221", "d-0221b"]);
     assert!(hits.iter().all(|h| h.score == 1.0));
     let mut q = query(1, Some("2026-02-21"), Some("2026-02-21"));
     q.user_id = Some("u2".into());
-    assert_eq!(ids(&store.search_by_hierarchy(&q).await.unwrap()), ["d-0221b"]);
-    assert_eq!(ids(&store.search_by_hierarchy(&query(1, Some("2026-02-21"), None)).await.unwrap()), [
-        "d-0221", "d-0221b", "d-0301"
-    ]);
+    assert_eq!(
+        ids(&store.search_by_hierarchy(&q).await.unwrap()),
+        ["d-0221b"]
+    );
+    assert_eq!(
+        ids(&store
+            .search_by_hierarchy(&query(1, Some("2026-02-21"), None))
+            .await
+            .unwrap()),
+        ["d-0221", "d-0221b", "d-0301"]
+    );
 
     // ISO weeks.
-    let hits = store.search_by_hierarchy(&query(2, Some("2026-W08"), Some("2026-W09"))).await.unwrap();
+    let hits = store
+        .search_by_hierarchy(&query(2, Some("2026-W08"), Some("2026-W09")))
+        .await
+        .unwrap();
     assert_eq!(ids(&hits), ["w-08", "w-09"]);
-    assert_eq!(ids(&store.search_by_hierarchy(&query(2, None, Some("2026-W07"))).await.unwrap()), ["w-07"]);
+    assert_eq!(
+        ids(&store
+            .search_by_hierarchy(&query(2, None, Some("2026-W07")))
+            .await
+            .unwrap()),
+        ["w-07"]
+    );
 
     // Months, across a year boundary.
-    let hits = store.search_by_hierarchy(&query(3, Some("2025-12"), Some("2026-01"))).await.unwrap();
+    let hits = store
+        .search_by_hierarchy(&query(3, Some("2025-12"), Some("2026-01")))
+        .await
+        .unwrap();
     assert_eq!(ids(&hits), ["m-12", "m-01"]);
-    assert_eq!(store.search_by_hierarchy(&query(3, None, None)).await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .search_by_hierarchy(&query(3, None, None))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 
     // top_k keeps the earliest buckets.
     let mut q = query(1, None, None);
     q.top_k = 2;
-    assert_eq!(ids(&store.search_by_hierarchy(&q).await.unwrap()), ["d-0219", "d-0220"]);
+    assert_eq!(
+        ids(&store.search_by_hierarchy(&q).await.unwrap()),
+        ["d-0219", "d-0220"]
+    );
 
     // Empty results, not errors, for a valid range without data.
-    assert!(store.search_by_hierarchy(&query(2, Some("2020-W01"), Some("2020-W53"))).await.unwrap().is_empty());
+    assert!(
+        store
+            .search_by_hierarchy(&query(2, Some("2020-W01"), Some("2020-W53")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -94,7 +136,10 @@ async fn bad_bounds_are_invalid_input() {
         (Some("2026-02-30"), None),
         (None, Some("last week")),
     ] {
-        let err = store.search_by_hierarchy(&query(1, s, e)).await.unwrap_err();
+        let err = store
+            .search_by_hierarchy(&query(1, s, e))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{s:?}..{e:?}: {err}");
     }
 }

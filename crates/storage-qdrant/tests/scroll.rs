@@ -16,7 +16,11 @@ const DIM: usize = 8;
 async fn scroll_yields_every_context_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), DIM).await;
-    let types = [ContextType::Event, ContextType::Knowledge, ContextType::Document];
+    let types = [
+        ContextType::Event,
+        ContextType::Knowledge,
+        ContextType::Document,
+    ];
     let mut expected = HashSet::new();
     for chunk in (0..3000u64).collect::<Vec<_>>().chunks(500) {
         let batch: Vec<_> = chunk
@@ -34,7 +38,10 @@ async fn scroll_yields_every_context_exactly_once() {
 
     for batch_size in [1, 7, 100] {
         let all: Vec<_> = store
-            .scroll_processed_contexts(ScrollQuery { batch_size, ..ScrollQuery::default() })
+            .scroll_processed_contexts(ScrollQuery {
+                batch_size,
+                ..ScrollQuery::default()
+            })
             .try_collect()
             .await
             .unwrap();
@@ -59,8 +66,18 @@ async fn scroll_yields_every_context_exactly_once() {
         .filter(|i| i % 3 == 0 && i % 2 == 0 && (9..=11).contains(&(i % 28)))
         .map(|i| format!("c-{i}"))
         .collect();
-    assert_eq!(filtered.iter().map(|c| c.id.clone()).collect::<HashSet<_>>(), want);
-    assert!(filtered.iter().all(|c| c.vectorize.vector.as_ref().is_some_and(|v| v.len() == DIM)));
+    assert_eq!(
+        filtered
+            .iter()
+            .map(|c| c.id.clone())
+            .collect::<HashSet<_>>(),
+        want
+    );
+    assert!(
+        filtered
+            .iter()
+            .all(|c| c.vectorize.vector.as_ref().is_some_and(|v| v.len() == DIM))
+    );
 
     // Limit/offset paging over one type covers it exactly once.
     let mut paged = Vec::new();
@@ -72,7 +89,9 @@ async fn scroll_yields_every_context_exactly_once() {
             ..ListQuery::default()
         };
         let mut got = store.get_all_processed_contexts(&q).await.unwrap();
-        let Some(items) = got.remove(&ContextType::Knowledge) else { break };
+        let Some(items) = got.remove(&ContextType::Knowledge) else {
+            break;
+        };
         paged.extend(items.into_iter().map(|c| c.id));
     }
     assert_eq!(paged.len(), 1000);
@@ -80,13 +99,19 @@ async fn scroll_yields_every_context_exactly_once() {
 
     // Errors arrive as stream items.
     let err = store
-        .scroll_processed_contexts(ScrollQuery { filter: Some(Filter::eq("keywords", "x")), ..ScrollQuery::default() })
+        .scroll_processed_contexts(ScrollQuery {
+            filter: Some(Filter::eq("keywords", "x")),
+            ..ScrollQuery::default()
+        })
         .try_collect::<Vec<_>>()
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported);
     let err = store
-        .scroll_processed_contexts(ScrollQuery { batch_size: 0, ..ScrollQuery::default() })
+        .scroll_processed_contexts(ScrollQuery {
+            batch_size: 0,
+            ..ScrollQuery::default()
+        })
         .try_collect::<Vec<_>>()
         .await
         .unwrap_err();

@@ -8,20 +8,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use qdrant_edge::{
-    CountRequest, NamedQuery, PointId, PointInsertOperations, PointOperations, PointStruct, QueryEnum,
-    SearchRequest, UpdateOperation, WithPayloadInterface, WithVector,
+    CountRequest, NamedQuery, PointId, PointInsertOperations, PointOperations, PointStruct,
+    QueryEnum, SearchRequest, UpdateOperation, WithPayloadInterface, WithVector,
 };
 use serde_json::Value as Json;
-use storage_core::{Result, ResultExt};
 use storage_core::model::{ContextType, JsonMap, ProcessedContext, ScoredContext};
 use storage_core::{
-    ErrorKind, Filter, HierarchyQuery, ListQuery, Scope, ScrollQuery, SearchQuery, SimilarTodo, StorageBackend,
-    StorageError, StorageType, VectorCapabilities, VectorStorageBackend, time_bucket, validate,
+    ErrorKind, Filter, HierarchyQuery, ListQuery, Scope, ScrollQuery, SearchQuery, SimilarTodo,
+    StorageBackend, StorageError, StorageType, VectorCapabilities, VectorStorageBackend,
+    time_bucket, validate,
 };
+use storage_core::{Result, ResultExt};
 
 use super::condition::to_edge_filter;
 use super::lock::DirLock;
-use super::records::{INTERNAL_PAGE, native_filter, retrieve, scroll_page, to_context, walk, with_ids};
+use super::records::{
+    INTERNAL_PAGE, native_filter, retrieve, scroll_page, to_context, walk, with_ids,
+};
 use super::scroll;
 use super::shard::{Shard, engine_err};
 use crate::config::QdrantLocalConfig;
@@ -65,7 +68,10 @@ impl std::fmt::Debug for QdrantLocalBackend {
 }
 
 fn type_index(t: ContextType) -> usize {
-    ContextType::ALL.iter().position(|x| *x == t).expect("every type is in ALL")
+    ContextType::ALL
+        .iter()
+        .position(|x| *x == t)
+        .expect("every type is in ALL")
 }
 
 fn not_initialized() -> StorageError {
@@ -89,7 +95,11 @@ impl Inner {
     }
 
     pub(crate) fn ensure_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) { Err(not_initialized()) } else { Ok(()) }
+        if self.closed.load(Ordering::Acquire) {
+            Err(not_initialized())
+        } else {
+            Ok(())
+        }
     }
 
     fn todo_shard(&self) -> Result<&Shard> {
@@ -132,15 +142,22 @@ impl QdrantLocalBackend {
         blocking("open", move || {
             let root = config.path.clone();
             std::fs::create_dir_all(&root).map_err(|e| {
-                StorageError::new(ErrorKind::Unavailable, format!("cannot create {}: {e}", root.display()))
-                    .with_source(e)
+                StorageError::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot create {}: {e}", root.display()),
+                )
+                .with_source(e)
             })?;
             let lock = DirLock::acquire(&root)?;
             let shards = ContextType::ALL
                 .into_iter()
                 .map(|t| Shard::open(&root, t.as_str(), &config))
                 .collect::<Result<Vec<_>>>()?;
-            let todo = if config.todo_embeddings { Some(Shard::open(&root, TODO_COLLECTION, &config)?) } else { None };
+            let todo = if config.todo_embeddings {
+                Some(Shard::open(&root, TODO_COLLECTION, &config)?)
+            } else {
+                None
+            };
             tracing::debug!(path = %root.display(), "qdrant local store opened");
             Ok(QdrantLocalBackend {
                 inner: Arc::new(Inner {
@@ -182,7 +199,12 @@ impl QdrantLocalBackend {
     /// Bytes allocated on disk by the store's collections (segments, write-ahead logs,
     /// configuration). The engine's files are sparse, so apparent sizes are much larger.
     pub fn disk_usage(&self) -> u64 {
-        self.inner.shards.iter().chain(self.inner.todo.as_ref()).map(Shard::disk_bytes).sum()
+        self.inner
+            .shards
+            .iter()
+            .chain(self.inner.todo.as_ref())
+            .map(Shard::disk_bytes)
+            .sum()
     }
 }
 
@@ -232,7 +254,11 @@ impl StorageBackend for QdrantLocalBackend {
                     first_err.get_or_insert(e);
                 }
             }
-            inner.lock.lock().unwrap_or_else(PoisonError::into_inner).take();
+            inner
+                .lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
             first_err.map_or(Ok(()), Err)
         })
         .await
@@ -250,8 +276,13 @@ impl VectorStorageBackend for QdrantLocalBackend {
     }
 
     async fn get_collection_names(&self) -> Result<Vec<String>> {
-        self.inner.ensure_open().context(BACKEND, "get_collection_names")?;
-        let mut names: Vec<String> = ContextType::ALL.iter().map(|t| t.as_str().to_owned()).collect();
+        self.inner
+            .ensure_open()
+            .context(BACKEND, "get_collection_names")?;
+        let mut names: Vec<String> = ContextType::ALL
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect();
         if self.inner.todo.is_some() {
             names.push(TODO_COLLECTION.to_owned());
         }
@@ -277,7 +308,10 @@ impl VectorStorageBackend for QdrantLocalBackend {
         blocking(OP, move || delete_points(inner.shard(context_type), points)).await
     }
 
-    async fn batch_upsert_processed_context(&self, contexts: &[ProcessedContext]) -> Result<Vec<String>> {
+    async fn batch_upsert_processed_context(
+        &self,
+        contexts: &[ProcessedContext],
+    ) -> Result<Vec<String>> {
         const OP: &str = "batch_upsert_processed_context";
         self.inner.ensure_open().context(BACKEND, OP)?;
         if contexts.is_empty() {
@@ -296,13 +330,16 @@ impl VectorStorageBackend for QdrantLocalBackend {
                 let ids: Vec<PointId> = points.iter().map(|p| PointId::Uuid(p.uuid)).collect();
                 let structs = points
                     .into_iter()
-                    .map(|p| PointStruct::new(PointId::Uuid(p.uuid), p.vector, Json::Object(p.payload)).into())
+                    .map(|p| {
+                        PointStruct::new(PointId::Uuid(p.uuid), p.vector, Json::Object(p.payload))
+                            .into()
+                    })
                     .collect();
                 inner.shard(t).write(true, |edge| {
                     let existing = retrieve(edge, &ids, false, false)?.len();
-                    edge.update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-                        PointInsertOperations::PointsList(structs),
-                    )))
+                    edge.update(UpdateOperation::PointOperation(
+                        PointOperations::UpsertPoints(PointInsertOperations::PointsList(structs)),
+                    ))
                     .map_err(engine_err)?;
                     Ok(((), existing))
                 })?;
@@ -355,7 +392,9 @@ impl VectorStorageBackend for QdrantLocalBackend {
         let point = PointId::Uuid(point_uuid(id));
         let inner = self.inner.clone();
         blocking(OP, move || {
-            let found = inner.shard(context_type).read(|edge| retrieve(edge, &[point], true, need_vector))?;
+            let found = inner
+                .shard(context_type)
+                .read(|edge| retrieve(edge, &[point], true, need_vector))?;
             match found.and_then(|mut v| v.pop()) {
                 Some(r) => to_context(r.id, r.payload, r.vector).map(Some),
                 None => Ok(None),
@@ -367,10 +406,13 @@ impl VectorStorageBackend for QdrantLocalBackend {
     async fn search(&self, query: &SearchQuery) -> Result<Vec<ScoredContext>> {
         const OP: &str = "search";
         self.inner.ensure_open().context(BACKEND, OP)?;
-        validate::validate_vector("query vector", &query.vector, self.dimension()).context(BACKEND, OP)?;
+        validate::validate_vector("query vector", &query.vector, self.dimension())
+            .context(BACKEND, OP)?;
         if let Some(t) = query.score_threshold.filter(|t| !t.is_finite()) {
-            return Err(StorageError::invalid_input(format!("score_threshold is {t}; it must be finite")))
-                .context(BACKEND, OP);
+            return Err(StorageError::invalid_input(format!(
+                "score_threshold is {t}; it must be finite"
+            )))
+            .context(BACKEND, OP);
         }
         let plan = plan(query.filter.as_ref(), &query.scope).context(BACKEND, OP)?;
         if query.top_k == 0 {
@@ -391,7 +433,11 @@ impl VectorStorageBackend for QdrantLocalBackend {
             if let Some(threshold) = q.score_threshold {
                 hits.retain(|h: &ScoredContext| h.score >= threshold);
             }
-            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.context.id.cmp(&b.context.id)));
+            hits.sort_by(|a, b| {
+                b.score
+                    .total_cmp(&a.score)
+                    .then_with(|| a.context.id.cmp(&b.context.id))
+            });
             hits.truncate(q.top_k);
             Ok(hits)
         })
@@ -403,15 +449,23 @@ impl VectorStorageBackend for QdrantLocalBackend {
         self.inner.ensure_open().context(BACKEND, OP)?;
         let inner = self.inner.clone();
         blocking(OP, move || {
-            let n = inner
-                .shard(context_type)
-                .read(|edge| edge.count(CountRequest { filter: None, exact: true }).map_err(engine_err))?;
+            let n = inner.shard(context_type).read(|edge| {
+                edge.count(CountRequest {
+                    filter: None,
+                    exact: true,
+                })
+                .map_err(engine_err)
+            })?;
             Ok(n.unwrap_or(0) as u64)
         })
         .await
     }
 
-    async fn delete_by_source_file(&self, source_file_key: &str, user_id: Option<&str>) -> Result<u64> {
+    async fn delete_by_source_file(
+        &self,
+        source_file_key: &str,
+        user_id: Option<&str>,
+    ) -> Result<u64> {
         const OP: &str = "delete_by_source_file";
         self.inner.ensure_open().context(BACKEND, OP)?;
         validate::validate_id("source_file_key", source_file_key).context(BACKEND, OP)?;
@@ -427,12 +481,15 @@ impl VectorStorageBackend for QdrantLocalBackend {
             for shard in &inner.shards {
                 let n = shard.write(false, |edge| {
                     let n = edge
-                        .count(CountRequest { filter: Some(edge_filter.clone()), exact: true })
+                        .count(CountRequest {
+                            filter: Some(edge_filter.clone()),
+                            exact: true,
+                        })
                         .map_err(engine_err)?;
                     if n > 0 {
-                        edge.update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(
-                            edge_filter.clone(),
-                        )))
+                        edge.update(UpdateOperation::PointOperation(
+                            PointOperations::DeletePointsByFilter(edge_filter.clone()),
+                        ))
                         .map_err(engine_err)?;
                     }
                     Ok((n as u64, n))
@@ -447,8 +504,11 @@ impl VectorStorageBackend for QdrantLocalBackend {
     async fn search_by_hierarchy(&self, query: &HierarchyQuery) -> Result<Vec<ScoredContext>> {
         const OP: &str = "search_by_hierarchy";
         self.inner.ensure_open().context(BACKEND, OP)?;
-        time_bucket::validate_range(query.time_bucket_start.as_deref(), query.time_bucket_end.as_deref())
-            .context(BACKEND, OP)?;
+        time_bucket::validate_range(
+            query.time_bucket_start.as_deref(),
+            query.time_bucket_end.as_deref(),
+        )
+        .context(BACKEND, OP)?;
         let scope = match &query.user_id {
             Some(u) => {
                 validate::validate_id("user_id", u).context(BACKEND, OP)?;
@@ -457,7 +517,11 @@ impl VectorStorageBackend for QdrantLocalBackend {
             None => Scope::any(),
         };
         // Native: level (+ user). The time bucket range is a string range, checked in process.
-        let plan = plan(Some(&Filter::eq("hierarchy_level", query.hierarchy_level)), &scope).context(BACKEND, OP)?;
+        let plan = plan(
+            Some(&Filter::eq("hierarchy_level", query.hierarchy_level)),
+            &scope,
+        )
+        .context(BACKEND, OP)?;
         if query.top_k == 0 {
             return Ok(Vec::new());
         }
@@ -480,7 +544,10 @@ impl VectorStorageBackend for QdrantLocalBackend {
                         None => !bounded,
                     };
                     if keep {
-                        found.push((bucket.unwrap_or_default(), to_context(r.id, r.payload, None)?));
+                        found.push((
+                            bucket.unwrap_or_default(),
+                            to_context(r.id, r.payload, None)?,
+                        ));
                     }
                     Ok(true)
                 })
@@ -489,13 +556,20 @@ impl VectorStorageBackend for QdrantLocalBackend {
             Ok(found
                 .into_iter()
                 .take(q.top_k)
-                .map(|(_, context)| ScoredContext { context, score: 1.0 })
+                .map(|(_, context)| ScoredContext {
+                    context,
+                    score: 1.0,
+                })
                 .collect())
         })
         .await
     }
 
-    async fn get_by_ids(&self, ids: &[String], context_type: Option<ContextType>) -> Result<Vec<ProcessedContext>> {
+    async fn get_by_ids(
+        &self,
+        ids: &[String],
+        context_type: Option<ContextType>,
+    ) -> Result<Vec<ProcessedContext>> {
         const OP: &str = "get_by_ids";
         self.inner.ensure_open().context(BACKEND, OP)?;
         for (i, id) in ids.iter().enumerate() {
@@ -521,11 +595,18 @@ impl VectorStorageBackend for QdrantLocalBackend {
             }
             let mut by_point: HashMap<PointId, ProcessedContext> = HashMap::new();
             for t in types {
-                let wanted: Vec<PointId> = unique.iter().filter(|p| !by_point.contains_key(p)).copied().collect();
+                let wanted: Vec<PointId> = unique
+                    .iter()
+                    .filter(|p| !by_point.contains_key(p))
+                    .copied()
+                    .collect();
                 if wanted.is_empty() {
                     break;
                 }
-                let records = inner.shard(t).read(|edge| retrieve(edge, &wanted, true, false))?.unwrap_or_default();
+                let records = inner
+                    .shard(t)
+                    .read(|edge| retrieve(edge, &wanted, true, false))?
+                    .unwrap_or_default();
                 for r in records {
                     let id = r.id;
                     by_point.insert(id, to_context(id, r.payload, r.vector)?);
@@ -564,9 +645,9 @@ impl VectorStorageBackend for QdrantLocalBackend {
             inner.todo_shard()?.write(true, |edge| {
                 let existing = retrieve(edge, &[point], false, false)?.len();
                 let s = PointStruct::new(point, vector, Json::Object(payload)).into();
-                edge.update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-                    PointInsertOperations::PointsList(vec![s]),
-                )))
+                edge.update(UpdateOperation::PointOperation(
+                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(vec![s])),
+                ))
                 .map_err(engine_err)?;
                 Ok(((), existing))
             })?;
@@ -584,7 +665,8 @@ impl VectorStorageBackend for QdrantLocalBackend {
         const OP: &str = "search_similar_todos";
         self.inner.ensure_open().context(BACKEND, OP)?;
         self.inner.todo_shard().context(BACKEND, OP)?;
-        validate::validate_vector("query_embedding", query_embedding, self.dimension()).context(BACKEND, OP)?;
+        validate::validate_vector("query_embedding", query_embedding, self.dimension())
+            .context(BACKEND, OP)?;
         if !similarity_threshold.is_finite() {
             return Err(StorageError::invalid_input(format!(
                 "similarity_threshold is {similarity_threshold}; it must be finite"
@@ -600,7 +682,8 @@ impl VectorStorageBackend for QdrantLocalBackend {
             let hits = inner
                 .todo_shard()?
                 .read(|edge| {
-                    edge.search(search_request(vector, None, top_k, false)).map_err(engine_err)
+                    edge.search(search_request(vector, None, top_k, false))
+                        .map_err(engine_err)
                 })?
                 .unwrap_or_default();
             let mut out = Vec::new();
@@ -613,8 +696,13 @@ impl VectorStorageBackend for QdrantLocalBackend {
                     PointId::NumId(n) => n,
                     PointId::Uuid(_) => continue,
                 };
-                let (todo_id, content) = decode_todo(&h.payload.map(|p| p.0).unwrap_or_default(), num)?;
-                out.push(SimilarTodo { todo_id, content, score });
+                let (todo_id, content) =
+                    decode_todo(&h.payload.map(|p| p.0).unwrap_or_default(), num)?;
+                out.push(SimilarTodo {
+                    todo_id,
+                    content,
+                    score,
+                });
             }
             Ok(out)
         })
@@ -627,10 +715,16 @@ impl VectorStorageBackend for QdrantLocalBackend {
         self.inner.todo_shard().context(BACKEND, OP)?;
         let num = todo_point_num(todo_id).context(BACKEND, OP)?;
         let inner = self.inner.clone();
-        blocking(OP, move || Ok(delete_points(inner.todo_shard()?, vec![PointId::NumId(num)])? > 0)).await
+        blocking(OP, move || {
+            Ok(delete_points(inner.todo_shard()?, vec![PointId::NumId(num)])? > 0)
+        })
+        .await
     }
 
-    fn scroll_processed_contexts(&self, query: ScrollQuery) -> BoxStream<'_, Result<ProcessedContext>> {
+    fn scroll_processed_contexts(
+        &self,
+        query: ScrollQuery,
+    ) -> BoxStream<'_, Result<ProcessedContext>> {
         scroll::scroll(self.inner.clone(), query)
     }
 }
@@ -638,11 +732,16 @@ impl VectorStorageBackend for QdrantLocalBackend {
 /// Deletes the points that exist among `points`; returns how many did.
 fn delete_points(shard: &Shard, points: Vec<PointId>) -> Result<u64> {
     let n = shard.write(false, |edge| {
-        let existing: Vec<PointId> = retrieve(edge, &points, false, false)?.into_iter().map(|r| r.id).collect();
+        let existing: Vec<PointId> = retrieve(edge, &points, false, false)?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         let n = existing.len();
         if n > 0 {
-            edge.update(UpdateOperation::PointOperation(PointOperations::DeletePoints { ids: existing }))
-                .map_err(engine_err)?;
+            edge.update(UpdateOperation::PointOperation(
+                PointOperations::DeletePoints { ids: existing },
+            ))
+            .map_err(engine_err)?;
         }
         Ok((n as u64, n))
     })?;
@@ -691,9 +790,16 @@ fn search_type(
     } else {
         native
     };
-    let hits = edge.search(search_request(vector.to_vec(), filter, top_k, need_vector)).map_err(engine_err)?;
+    let hits = edge
+        .search(search_request(vector.to_vec(), filter, top_k, need_vector))
+        .map_err(engine_err)?;
     hits.into_iter()
-        .map(|h| Ok(ScoredContext { context: to_context(h.id, h.payload, h.vector)?, score: clamp_score(h.score) }))
+        .map(|h| {
+            Ok(ScoredContext {
+                context: to_context(h.id, h.payload, h.vector)?,
+                score: clamp_score(h.score),
+            })
+        })
         .collect()
 }
 
@@ -721,7 +827,14 @@ fn list_type(
     // Skip with id-only pages: the cursor moves without reading payloads.
     let (mut cursor, mut skip) = (None, offset);
     while skip > 0 {
-        let (records, next) = scroll_page(edge, filter.as_ref(), cursor, skip.min(10 * INTERNAL_PAGE), false, false)?;
+        let (records, next) = scroll_page(
+            edge,
+            filter.as_ref(),
+            cursor,
+            skip.min(10 * INTERNAL_PAGE),
+            false,
+            false,
+        )?;
         skip -= records.len().min(skip);
         match next {
             Some(n) => cursor = Some(n),
@@ -730,8 +843,14 @@ fn list_type(
     }
     let mut out = Vec::new();
     while out.len() < limit {
-        let (records, next) =
-            scroll_page(edge, filter.as_ref(), cursor, (limit - out.len()).min(10 * INTERNAL_PAGE), true, need_vector)?;
+        let (records, next) = scroll_page(
+            edge,
+            filter.as_ref(),
+            cursor,
+            (limit - out.len()).min(10 * INTERNAL_PAGE),
+            true,
+            need_vector,
+        )?;
         for r in records {
             out.push(to_context(r.id, r.payload, r.vector)?);
         }

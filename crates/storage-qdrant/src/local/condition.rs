@@ -17,8 +17,8 @@
 
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
-    AnyVariants, Condition, FieldCondition, Filter as EdgeFilter, JsonPath, Match, Range as EdgeRange,
-    ValueVariants,
+    AnyVariants, Condition, FieldCondition, Filter as EdgeFilter, JsonPath, Match,
+    Range as EdgeRange, ValueVariants,
 };
 use storage_core::Result;
 use storage_core::filter::{Range, Value};
@@ -37,15 +37,24 @@ pub(crate) fn to_edge_filter(filter: &Filter) -> Result<EdgeFilter> {
 }
 
 fn must(conditions: Vec<Condition>) -> EdgeFilter {
-    EdgeFilter { must: Some(conditions), ..EdgeFilter::default() }
+    EdgeFilter {
+        must: Some(conditions),
+        ..EdgeFilter::default()
+    }
 }
 
 fn should(conditions: Vec<Condition>) -> EdgeFilter {
-    EdgeFilter { should: Some(conditions), ..EdgeFilter::default() }
+    EdgeFilter {
+        should: Some(conditions),
+        ..EdgeFilter::default()
+    }
 }
 
 fn must_not(conditions: Vec<Condition>) -> EdgeFilter {
-    EdgeFilter { must_not: Some(conditions), ..EdgeFilter::default() }
+    EdgeFilter {
+        must_not: Some(conditions),
+        ..EdgeFilter::default()
+    }
 }
 
 /// A condition no point satisfies. (`should: []` is not one: the engine's counting path
@@ -55,7 +64,10 @@ fn nothing() -> Condition {
 }
 
 fn key(field: &str) -> JsonPath {
-    JsonPath { first_key: field.to_owned(), rest: Vec::new() }
+    JsonPath {
+        first_key: field.to_owned(),
+        rest: Vec::new(),
+    }
 }
 
 fn field_match(field: &str, m: Match) -> Condition {
@@ -73,9 +85,13 @@ fn to_condition(filter: &Filter) -> Result<Condition> {
         Filter::In(f, vs) => in_condition(f, vs),
         Filter::NotIn(f, vs) => Condition::Filter(must_not(vec![in_condition(f, vs)])),
         Filter::Range(f, r) => range_condition(f, r)?,
-        Filter::And(fs) => Condition::Filter(must(fs.iter().map(to_condition).collect::<Result<_>>()?)),
+        Filter::And(fs) => {
+            Condition::Filter(must(fs.iter().map(to_condition).collect::<Result<_>>()?))
+        }
         Filter::Or(fs) if fs.is_empty() => nothing(),
-        Filter::Or(fs) => Condition::Filter(should(fs.iter().map(to_condition).collect::<Result<_>>()?)),
+        Filter::Or(fs) => {
+            Condition::Filter(should(fs.iter().map(to_condition).collect::<Result<_>>()?))
+        }
         Filter::Not(f) => Condition::Filter(must_not(vec![to_condition(f)?])),
     })
 }
@@ -87,7 +103,12 @@ fn eq_condition(field: &str, value: &Value) -> Condition {
         Value::Bool(b) => field_match(field, Match::new_value(ValueVariants::Bool(*b))),
         Value::Float(x) => field_range(
             field,
-            EdgeRange { gte: Some(OrderedFloat(*x)), lte: Some(OrderedFloat(*x)), gt: None, lt: None },
+            EdgeRange {
+                gte: Some(OrderedFloat(*x)),
+                lte: Some(OrderedFloat(*x)),
+                gt: None,
+                lt: None,
+            },
         ),
     }
 }
@@ -98,17 +119,39 @@ fn in_condition(field: &str, values: &[Value]) -> Condition {
     }
     if let Some(strings) = values
         .iter()
-        .map(|v| if let Value::Str(s) = v { Some(s.clone()) } else { None })
+        .map(|v| {
+            if let Value::Str(s) = v {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
         .collect::<Option<Vec<String>>>()
     {
-        return field_match(field, Match::new_any(AnyVariants::Strings(strings.into_iter().collect())));
+        return field_match(
+            field,
+            Match::new_any(AnyVariants::Strings(strings.into_iter().collect())),
+        );
     }
-    if let Some(ints) =
-        values.iter().map(|v| if let Value::Int(i) = v { Some(*i) } else { None }).collect::<Option<Vec<i64>>>()
+    if let Some(ints) = values
+        .iter()
+        .map(|v| {
+            if let Value::Int(i) = v {
+                Some(*i)
+            } else {
+                None
+            }
+        })
+        .collect::<Option<Vec<i64>>>()
     {
-        return field_match(field, Match::new_any(AnyVariants::Integers(ints.into_iter().collect())));
+        return field_match(
+            field,
+            Match::new_any(AnyVariants::Integers(ints.into_iter().collect())),
+        );
     }
-    Condition::Filter(should(values.iter().map(|v| eq_condition(field, v)).collect()))
+    Condition::Filter(should(
+        values.iter().map(|v| eq_condition(field, v)).collect(),
+    ))
 }
 
 fn range_condition(field: &str, range: &Range) -> Result<Condition> {
@@ -124,7 +167,12 @@ fn range_condition(field: &str, range: &Range) -> Result<Condition> {
     };
     Ok(field_range(
         field,
-        EdgeRange { gt: bound(&range.gt)?, gte: bound(&range.gte)?, lt: bound(&range.lt)?, lte: bound(&range.lte)? },
+        EdgeRange {
+            gt: bound(&range.gt)?,
+            gte: bound(&range.gte)?,
+            lt: bound(&range.lt)?,
+            lte: bound(&range.lte)?,
+        },
     ))
 }
 
@@ -132,8 +180,8 @@ fn range_condition(field: &str, range: &Range) -> Result<Condition> {
 mod tests {
     use super::*;
     use qdrant_edge::{
-        CountRequest, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PointId, PointInsertOperations,
-        PointOperations, PointStruct, UpdateOperation,
+        CountRequest, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PointId,
+        PointInsertOperations, PointOperations, PointStruct, UpdateOperation,
     };
     use serde_json::json;
     use storage_core::JsonMap;
@@ -155,17 +203,21 @@ mod tests {
     #[test]
     fn translation_agrees_with_the_reference_semantics() {
         let dir = tempfile::tempdir().unwrap();
-        let config = EdgeConfig::builder().vector("", EdgeVectorParams::builder(2, Distance::Cosine).build()).build();
+        let config = EdgeConfig::builder()
+            .vector("", EdgeVectorParams::builder(2, Distance::Cosine).build())
+            .build();
         let edge = EdgeShard::new(dir.path(), config).unwrap();
         let recs = records();
         let points = recs
             .iter()
             .enumerate()
-            .map(|(i, r)| PointStruct::new(PointId::NumId(i as u64), vec![1.0, i as f32], json!(r)).into())
+            .map(|(i, r)| {
+                PointStruct::new(PointId::NumId(i as u64), vec![1.0, i as f32], json!(r)).into()
+            })
             .collect();
-        edge.update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-            PointInsertOperations::PointsList(points),
-        )))
+        edge.update(UpdateOperation::PointOperation(
+            PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+        ))
         .unwrap();
 
         let filters = vec![
@@ -194,12 +246,20 @@ mod tests {
             Filter::Or(vec![]),
             Filter::And(vec![]),
             Filter::eq("s", "a").not(),
-            Filter::eq("s", "a").or(Filter::gte("n", 3)).not().and(Filter::ne("b", true)),
+            Filter::eq("s", "a")
+                .or(Filter::gte("n", 3))
+                .not()
+                .and(Filter::ne("b", true)),
         ];
         for f in filters {
             let expected: Vec<usize> = (0..recs.len()).filter(|i| f.matches(&recs[*i])).collect();
             let edge_filter = to_edge_filter(&f).unwrap();
-            let n = edge.count(CountRequest { filter: Some(edge_filter.clone()), exact: true }).unwrap();
+            let n = edge
+                .count(CountRequest {
+                    filter: Some(edge_filter.clone()),
+                    exact: true,
+                })
+                .unwrap();
             assert_eq!(n, expected.len(), "count of {f:?}");
             let (found, _) = edge
                 .scroll(qdrant_edge::ScrollRequest {

@@ -36,8 +36,11 @@ impl DirLock {
             .write(true)
             .open(&path)
             .map_err(|e| {
-                StorageError::new(ErrorKind::Unavailable, format!("cannot create lock file {}: {e}", path.display()))
-                    .with_source(e)
+                StorageError::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot create lock file {}: {e}", path.display()),
+                )
+                .with_source(e)
             })?;
         match file.try_lock() {
             Ok(()) => Ok(DirLock { _file: file, path }),

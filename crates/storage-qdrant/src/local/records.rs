@@ -22,12 +22,18 @@ pub(crate) fn native_filter(plan: &FilterPlan) -> Result<Option<EdgeFilter>> {
 }
 
 /// `filter and id in ids`.
-pub(crate) fn with_ids(filter: Option<EdgeFilter>, ids: impl IntoIterator<Item = PointId>) -> EdgeFilter {
+pub(crate) fn with_ids(
+    filter: Option<EdgeFilter>,
+    ids: impl IntoIterator<Item = PointId>,
+) -> EdgeFilter {
     let mut must = vec![Condition::HasId(ids.into_iter().collect())];
     if let Some(f) = filter {
         must.push(Condition::Filter(f));
     }
-    EdgeFilter { must: Some(must), ..EdgeFilter::default() }
+    EdgeFilter {
+        must: Some(must),
+        ..EdgeFilter::default()
+    }
 }
 
 /// One page of the native cursor: records from `cursor` (inclusive) on, in point id order,
@@ -52,9 +58,18 @@ pub(crate) fn scroll_page(
 }
 
 /// Points by id (missing ones are left out), in the order asked.
-pub(crate) fn retrieve(edge: &EdgeShard, ids: &[PointId], with_payload: bool, with_vector: bool) -> Result<Vec<Record>> {
-    edge.retrieve(ids, Some(WithPayloadInterface::Bool(with_payload)), Some(WithVector::Bool(with_vector)))
-        .map_err(engine_err)
+pub(crate) fn retrieve(
+    edge: &EdgeShard,
+    ids: &[PointId],
+    with_payload: bool,
+    with_vector: bool,
+) -> Result<Vec<Record>> {
+    edge.retrieve(
+        ids,
+        Some(WithPayloadInterface::Bool(with_payload)),
+        Some(WithVector::Bool(with_vector)),
+    )
+    .map_err(engine_err)
 }
 
 /// The dense default vector of a stored point.
@@ -75,7 +90,11 @@ pub(crate) fn to_context(
     payload: Option<qdrant_edge::Payload>,
     vector: Option<VectorStructInternal>,
 ) -> Result<ProcessedContext> {
-    decode_context(payload.map(|p| p.0).unwrap_or_default(), &id.to_string(), dense_vector(vector))
+    decode_context(
+        payload.map(|p| p.0).unwrap_or_default(),
+        &id.to_string(),
+        dense_vector(vector),
+    )
 }
 
 /// Walks every point matching the plan (native filter through the cursor, post filter in
@@ -89,9 +108,19 @@ pub(crate) fn walk(
     let filter = native_filter(plan)?;
     let mut cursor = None;
     loop {
-        let (records, next) = scroll_page(edge, filter.as_ref(), cursor, INTERNAL_PAGE, true, with_vector)?;
+        let (records, next) = scroll_page(
+            edge,
+            filter.as_ref(),
+            cursor,
+            INTERNAL_PAGE,
+            true,
+            with_vector,
+        )?;
         for r in records {
-            let keep = r.payload.as_ref().map_or(plan.post.is_none(), |p| plan.post_matches(&p.0));
+            let keep = r
+                .payload
+                .as_ref()
+                .map_or(plan.post.is_none(), |p| plan.post_matches(&p.0));
             if keep && !visit(r)? {
                 return Ok(());
             }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use qdrant_edge::PointId;
-use storage_core::{Result, ResultExt};
 use storage_core::model::{ContextType, ProcessedContext};
+use storage_core::{Result, ResultExt};
 use storage_core::{ScrollQuery, StorageError};
 
 use super::backend::{BACKEND, Inner};
@@ -44,10 +44,15 @@ fn fetch(
     let page = inner
         .shard(t)
         .read(|edge| scroll_page(edge, filter.as_ref(), cursor, batch_size, true, need_vector))?;
-    let Some((records, next)) = page else { return Ok((Vec::new(), None)) };
+    let Some((records, next)) = page else {
+        return Ok((Vec::new(), None));
+    };
     let mut out = Vec::with_capacity(records.len());
     for r in records {
-        let keep = r.payload.as_ref().map_or(plan.post.is_none(), |p| plan.post_matches(&p.0));
+        let keep = r
+            .payload
+            .as_ref()
+            .map_or(plan.post.is_none(), |p| plan.post_matches(&p.0));
         if keep {
             out.push(to_context(r.id, r.payload, r.vector)?);
         }
@@ -55,7 +60,10 @@ fn fetch(
     Ok((out, next))
 }
 
-pub(crate) fn scroll(inner: Arc<Inner>, query: ScrollQuery) -> BoxStream<'static, Result<ProcessedContext>> {
+pub(crate) fn scroll(
+    inner: Arc<Inner>,
+    query: ScrollQuery,
+) -> BoxStream<'static, Result<ProcessedContext>> {
     let mut failed = inner.ensure_open().err();
     if query.batch_size == 0 && failed.is_none() {
         failed = Some(StorageError::invalid_input("batch_size must be at least 1"));
@@ -100,10 +108,12 @@ pub(crate) fn scroll(inner: Arc<Inner>, query: ScrollQuery) -> BoxStream<'static
             let &t = st.types.front()?;
             let (inner, plan, cursor) = (st.inner.clone(), st.plan.clone(), st.cursor);
             let (batch, need_vector) = (st.batch_size, st.need_vector);
-            let page = tokio::task::spawn_blocking(move || fetch(&inner, t, &plan, cursor, batch, need_vector))
-                .await
-                .unwrap_or_else(|e| Err(StorageError::backend(format!("engine task failed: {e}"))))
-                .context(BACKEND, OP);
+            let page = tokio::task::spawn_blocking(move || {
+                fetch(&inner, t, &plan, cursor, batch, need_vector)
+            })
+            .await
+            .unwrap_or_else(|e| Err(StorageError::backend(format!("engine task failed: {e}"))))
+            .context(BACKEND, OP);
             match page {
                 Ok((contexts, next)) => {
                     st.buffer.extend(contexts);

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use qdrant_edge::{
-    Distance, EdgeConfig, EdgeOptimizersConfig, EdgeShard, EdgeVectorParams, OperationError, WalOptions,
+    Distance, EdgeConfig, EdgeOptimizersConfig, EdgeShard, EdgeVectorParams, OperationError,
+    WalOptions,
 };
 use storage_core::Result;
 use storage_core::{ErrorKind, StorageError};
@@ -69,7 +70,10 @@ pub(crate) struct Shard {
 
 impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shard").field("name", &self.name).field("path", &self.path).finish()
+        f.debug_struct("Shard")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -86,7 +90,9 @@ fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Flushes WAL and segments; the engine panics on failure, which we turn into an error.
 fn flush(edge: &EdgeShard) -> Result<()> {
     catch_unwind(AssertUnwindSafe(|| edge.flush())).map_err(|_| {
-        StorageError::backend("flushing the shard to disk failed; the last write may not be durable")
+        StorageError::backend(
+            "flushing the shard to disk failed; the last write may not be durable",
+        )
     })
 }
 
@@ -104,9 +110,15 @@ impl Shard {
             indexing_threshold: cfg.indexing_threshold_kb,
             ..EdgeOptimizersConfig::default()
         };
-        let wal = WalOptions { segment_capacity: cfg.wal_segment_kb * 1024, ..WalOptions::default() };
+        let wal = WalOptions {
+            segment_capacity: cfg.wal_segment_kb * 1024,
+            ..WalOptions::default()
+        };
         let config = EdgeConfig::builder()
-            .vector("", EdgeVectorParams::builder(cfg.vector_size, Distance::Cosine).build())
+            .vector(
+                "",
+                EdgeVectorParams::builder(cfg.vector_size, Distance::Cosine).build(),
+            )
             .optimizers(optimizers)
             .wal_options(wal)
             .build();
@@ -142,7 +154,10 @@ impl Shard {
 
     fn unusable(&self, slot: &Slot) -> Option<StorageError> {
         match slot {
-            Slot::Closed => Some(StorageError::new(ErrorKind::NotInitialized, "the store is closed")),
+            Slot::Closed => Some(StorageError::new(
+                ErrorKind::NotInitialized,
+                "the store is closed",
+            )),
             Slot::Failed(msg) => Some(StorageError::backend(format!(
                 "collection '{}' could not be reopened after maintenance: {msg}",
                 self.name
@@ -175,8 +190,11 @@ impl Shard {
         if create && matches!(*read(&self.slot), Slot::Absent) {
             let mut slot = write(&self.slot);
             if matches!(*slot, Slot::Absent) {
-                fs::create_dir_all(&self.path).map_err(|e| io_err("cannot create", &self.path, e))?;
-                *slot = Slot::Open(EdgeShard::new(&self.path, self.config.clone()).map_err(engine_err)?);
+                fs::create_dir_all(&self.path)
+                    .map_err(|e| io_err("cannot create", &self.path, e))?;
+                *slot = Slot::Open(
+                    EdgeShard::new(&self.path, self.config.clone()).map_err(engine_err)?,
+                );
             }
         }
         let out = {
@@ -184,7 +202,9 @@ impl Shard {
             if let Some(e) = self.unusable(&guard) {
                 return Err(e);
             }
-            let Slot::Open(edge) = &*guard else { return Ok(None) };
+            let Slot::Open(edge) = &*guard else {
+                return Ok(None);
+            };
             let result = f(edge);
             // Flush even after a failed update: part of it may have been applied.
             flush(edge)?;
@@ -206,10 +226,14 @@ impl Shard {
     /// Drops the shard, removes old WAL segments and loads it again. Caller holds the writer.
     fn reload_trimmed(&self) -> Result<()> {
         let mut slot = write(&self.slot);
-        let Slot::Open(edge) = std::mem::replace(&mut *slot, Slot::Absent) else { return Ok(()) };
+        let Slot::Open(edge) = std::mem::replace(&mut *slot, Slot::Absent) else {
+            return Ok(());
+        };
         let outcome = close_edge(edge)
             .and_then(|()| trim_wal(&self.path.join(WAL_DIR)))
-            .and_then(|()| EdgeShard::load(&self.path, Some(self.config.clone())).map_err(engine_err));
+            .and_then(|()| {
+                EdgeShard::load(&self.path, Some(self.config.clone())).map_err(engine_err)
+            });
         match outcome {
             Ok(edge) => {
                 *slot = Slot::Open(edge);
@@ -230,7 +254,9 @@ impl Shard {
         if let Some(e) = self.unusable(&guard) {
             return Err(e);
         }
-        let Slot::Open(edge) = &*guard else { return Ok(false) };
+        let Slot::Open(edge) = &*guard else {
+            return Ok(false);
+        };
         let optimized = edge.optimize().map_err(engine_err)?;
         flush(edge)?;
         state.changes = 0;
@@ -256,14 +282,23 @@ impl Shard {
 /// Total apparent size of the files in `dir` (not recursive; 0 when missing). The WAL's
 /// segment files are preallocated, so this is what the log reserves.
 fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else { return 0 };
-    entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// Bytes allocated on disk under `dir`, recursively. The engine creates large sparse files
 /// (32 MiB vector chunks and payload pages), so apparent sizes overstate disk use.
 pub(crate) fn allocated_size(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| match e.metadata() {

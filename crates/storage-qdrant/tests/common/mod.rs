@@ -9,7 +9,9 @@ use storage_qdrant::{QdrantLocalBackend, QdrantLocalConfig};
 
 /// A deterministic pseudo-random vector of `dim` components (never zero).
 pub fn vector(dim: usize, seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..dim)
         .map(|_| {
             x ^= x << 13;
@@ -41,5 +43,7 @@ pub fn config(dir: &Path, dim: usize) -> QdrantLocalConfig {
 }
 
 pub async fn open(dir: &Path, dim: usize) -> QdrantLocalBackend {
-    QdrantLocalBackend::open(config(dir, dim)).await.expect("open store")
+    QdrantLocalBackend::open(config(dir, dim))
+        .await
+        .expect("open store")
 }
