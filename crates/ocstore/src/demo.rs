@@ -84,13 +84,16 @@ async fn demo_steps(
             p.user_id,
             crate::truncate(&p.content, 100)
         );
+        if let Some(topic) = p.keywords.first() {
+            let needle: String = topic.chars().take(3).collect();
+            let found = storage.search_entities(&key, &needle, 5).await?;
+            let names: Vec<&str> = found.iter().map(|e| e.entity_name.as_str()).collect();
+            println!(
+                "  entities of user-27 matching \"{needle}\": {}",
+                names.join(", ")
+            );
+        }
     }
-    let found = storage.search_entities(&key, "sync", 5).await?;
-    let names: Vec<&str> = found.iter().map(|e| e.entity_name.as_str()).collect();
-    println!(
-        "  entities of user-27 matching \"sync\": {}",
-        names.join(", ")
-    );
 
     println!(
         "running {} queries (top 10, filtered by context type and user)",

@@ -28,6 +28,14 @@ fn write(value: Option<Arc<UnifiedStorage>>) -> Option<Arc<UnifiedStorage>> {
 /// [`ErrorKind::Conflict`] when storage is already initialised (call [`reset_storage`]
 /// first); any error of [`UnifiedStorage::from_config`].
 pub async fn init_storage(config: &AppConfig) -> Result<Arc<UnifiedStorage>> {
+    init_storage_with(config, &crate::default_factory()).await
+}
+
+/// Like [`init_storage`], with backends created by `factory` (for custom backends).
+pub async fn init_storage_with(
+    config: &AppConfig,
+    factory: &StorageBackendFactory,
+) -> Result<Arc<UnifiedStorage>> {
     let _guard = INIT.lock().await;
     if read().is_some() {
         return Err(StorageError::new(
@@ -35,7 +43,7 @@ pub async fn init_storage(config: &AppConfig) -> Result<Arc<UnifiedStorage>> {
             "storage is already initialised",
         ));
     }
-    let storage = Arc::new(UnifiedStorage::from_config(config).await?);
+    let storage = Arc::new(UnifiedStorage::from_config_with(config, factory, None).await?);
     write(Some(storage.clone()));
     Ok(storage)
 }
