@@ -68,7 +68,12 @@ pub trait DocumentStorageBackend: StorageBackend {
     ///
     /// # Errors
     /// `InvalidInput` for an unknown status.
-    async fn update_todo_status(&self, todo_id: i64, status: i64, end_time: Option<Timestamp>) -> Result<bool>;
+    async fn update_todo_status(
+        &self,
+        todo_id: i64,
+        status: i64,
+        end_time: Option<Timestamp>,
+    ) -> Result<bool>;
 
     /// Inserts a tip (`created_at` = now). Returns its id.
     async fn insert_tip(&self, content: &str) -> Result<i64>;
@@ -111,7 +116,12 @@ pub trait DocumentStorageBackend: StorageBackend {
     /// substring, ASCII case-insensitive; `%` and `_` are not wildcards), most recently updated
     /// first, at most `limit` (the original's default is 20). An empty `query_text` matches
     /// every entity of the tenant.
-    async fn search_entities(&self, key: &TenantKey, query_text: &str, limit: u32) -> Result<Vec<Entity>>;
+    async fn search_entities(
+        &self,
+        key: &TenantKey,
+        query_text: &str,
+        limit: u32,
+    ) -> Result<Vec<Entity>>;
 
     /// Deletes one entity. Returns whether it existed.
     async fn delete_entity(&self, key: &TenantKey, entity_name: &str) -> Result<bool>;
@@ -190,13 +200,17 @@ pub trait DocumentStorageBackend: StorageBackend {
             title: None,
             status: Some(ConversationStatus::Deleted),
         };
-        Ok(self.update_conversation(conversation_id, &update).await?.is_some())
+        Ok(self
+            .update_conversation(conversation_id, &update)
+            .await?
+            .is_some())
     }
 
     // ----- messages ----------------------------------------------------------------------------
 
     /// One message by id, with its thinking records when `include_thinking`; `None` when absent.
-    async fn get_message(&self, message_id: i64, include_thinking: bool) -> Result<Option<Message>>;
+    async fn get_message(&self, message_id: i64, include_thinking: bool)
+    -> Result<Option<Message>>;
 
     /// Creates a message and touches its conversation's `updated_at`. Returns it as stored.
     ///
@@ -226,11 +240,20 @@ pub trait DocumentStorageBackend: StorageBackend {
 
     /// Replaces a message's content (and optionally status and token count), touching the
     /// conversation. Returns the message as stored, `None` when absent.
-    async fn update_message(&self, message_id: i64, update: &MessageUpdate) -> Result<Option<Message>>;
+    async fn update_message(
+        &self,
+        message_id: i64,
+        update: &MessageUpdate,
+    ) -> Result<Option<Message>>;
 
     /// Appends to a message's content, adds to its token count and moves `pending` to
     /// `streaming`. Returns whether the message exists.
-    async fn append_message_content(&self, message_id: i64, content_chunk: &str, token_count: u64) -> Result<bool>;
+    async fn append_message_content(
+        &self,
+        message_id: i64,
+        content_chunk: &str,
+        token_count: u64,
+    ) -> Result<bool>;
 
     /// Replaces a message's metadata. Returns whether the message exists.
     async fn update_message_metadata(&self, message_id: i64, metadata: &JsonMap) -> Result<bool>;
@@ -246,8 +269,12 @@ pub trait DocumentStorageBackend: StorageBackend {
 
     /// Marks a message cancelled with the error message `Message interrupted by user.`.
     async fn interrupt_message(&self, message_id: i64) -> Result<bool> {
-        self.mark_message_finished(message_id, FinishStatus::Cancelled, Some("Message interrupted by user."))
-            .await
+        self.mark_message_finished(
+            message_id,
+            FinishStatus::Cancelled,
+            Some("Message interrupted by user."),
+        )
+        .await
     }
 
     /// All messages of a conversation, oldest first (then by id), each with its thinking.

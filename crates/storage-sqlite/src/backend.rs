@@ -24,7 +24,9 @@ pub struct SqliteBackend {
 
 impl std::fmt::Debug for SqliteBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteBackend").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("SqliteBackend")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -143,53 +145,69 @@ impl DocumentStorageBackend for SqliteBackend {
     async fn insert_vaults(&self, vault: &NewVault) -> Result<i64> {
         check("insert_vaults", vault.validate())?;
         let v = vault.clone();
-        self.write("insert_vaults", move |c| q::insert_vaults(c, &v)).await
+        self.write("insert_vaults", move |c| q::insert_vaults(c, &v))
+            .await
     }
 
     async fn get_vaults(&self, query: &VaultQuery) -> Result<Vec<Vault>> {
         check("get_vaults", query.validate())?;
         let query = query.clone();
-        self.read("get_vaults", move |c| q::get_vaults(c, &query)).await
+        self.read("get_vaults", move |c| q::get_vaults(c, &query))
+            .await
     }
 
     async fn get_vault(&self, vault_id: i64) -> Result<Option<Vault>> {
-        self.read("get_vault", move |c| q::get_vault(c, vault_id)).await
+        self.read("get_vault", move |c| q::get_vault(c, vault_id))
+            .await
     }
 
     async fn update_vault(&self, vault_id: i64, update: &VaultUpdate) -> Result<bool> {
         check("update_vault", update.validate())?;
         let u = update.clone();
-        self.write("update_vault", move |c| q::update_vault(c, vault_id, &u)).await
+        self.write("update_vault", move |c| q::update_vault(c, vault_id, &u))
+            .await
     }
 
     async fn get_reports(&self, limit: u32, offset: u64, is_deleted: bool) -> Result<Vec<Vault>> {
         check("get_reports", records::validate_page(limit, offset))?;
-        self.read("get_reports", move |c| q::get_reports(c, limit, offset, is_deleted))
-            .await
+        self.read("get_reports", move |c| {
+            q::get_reports(c, limit, offset, is_deleted)
+        })
+        .await
     }
 
     async fn insert_todo(&self, todo: &NewTodo) -> Result<i64> {
         check("insert_todo", todo.validate())?;
         let t = todo.clone();
-        self.write("insert_todo", move |c| q::insert_todo(c, &t)).await
+        self.write("insert_todo", move |c| q::insert_todo(c, &t))
+            .await
     }
 
     async fn get_todos(&self, query: &TodoQuery) -> Result<Vec<Todo>> {
         check("get_todos", query.validate())?;
         let query = query.clone();
-        self.read("get_todos", move |c| q::get_todos(c, &query)).await
+        self.read("get_todos", move |c| q::get_todos(c, &query))
+            .await
     }
 
-    async fn update_todo_status(&self, todo_id: i64, status: i64, end_time: Option<Timestamp>) -> Result<bool> {
+    async fn update_todo_status(
+        &self,
+        todo_id: i64,
+        status: i64,
+        end_time: Option<Timestamp>,
+    ) -> Result<bool> {
         check("update_todo_status", validate_todo_status(status))?;
-        self.write("update_todo_status", move |c| q::update_todo_status(c, todo_id, status, end_time))
-            .await
+        self.write("update_todo_status", move |c| {
+            q::update_todo_status(c, todo_id, status, end_time)
+        })
+        .await
     }
 
     async fn insert_tip(&self, content: &str) -> Result<i64> {
         check("insert_tip", records::validate_text("content", content))?;
         let content = content.to_owned();
-        self.write("insert_tip", move |c| q::insert_tip(c, &content)).await
+        self.write("insert_tip", move |c| q::insert_tip(c, &content))
+            .await
     }
 
     async fn get_tips(&self, query: &TipQuery) -> Result<Vec<Tip>> {
@@ -201,40 +219,55 @@ impl DocumentStorageBackend for SqliteBackend {
     async fn upsert_profile(&self, profile: &ProfileUpsert) -> Result<()> {
         check("upsert_profile", profile.validate())?;
         let p = profile.clone();
-        self.write("upsert_profile", move |c| q::upsert_profile(c, &p)).await
+        self.write("upsert_profile", move |c| q::upsert_profile(c, &p))
+            .await
     }
 
     async fn get_profile(&self, key: &TenantKey) -> Result<Option<Profile>> {
         check("get_profile", key.validate())?;
         let k = key.clone();
-        self.read("get_profile", move |c| q::get_profile(c, &k)).await
+        self.read("get_profile", move |c| q::get_profile(c, &k))
+            .await
     }
 
     async fn delete_profile(&self, key: &TenantKey) -> Result<bool> {
         check("delete_profile", key.validate())?;
         let k = key.clone();
-        self.write("delete_profile", move |c| q::delete_profile(c, &k)).await
+        self.write("delete_profile", move |c| q::delete_profile(c, &k))
+            .await
     }
 
     async fn upsert_entity(&self, entity: &EntityUpsert) -> Result<String> {
         check("upsert_entity", entity.validate())?;
         let e = entity.clone();
-        self.write("upsert_entity", move |c| q::upsert_entity(c, &e)).await
+        self.write("upsert_entity", move |c| q::upsert_entity(c, &e))
+            .await
     }
 
     async fn get_entity(&self, key: &TenantKey, entity_name: &str) -> Result<Option<Entity>> {
-        check("get_entity", key.validate().and_then(|_| records::validate_entity_name(entity_name)))?;
+        check(
+            "get_entity",
+            key.validate()
+                .and_then(|_| records::validate_entity_name(entity_name)),
+        )?;
         let (k, n) = (key.clone(), entity_name.to_owned());
-        self.read("get_entity", move |c| q::get_entity(c, &k, &n)).await
+        self.read("get_entity", move |c| q::get_entity(c, &k, &n))
+            .await
     }
 
     async fn list_entities(&self, query: &EntityQuery) -> Result<Vec<Entity>> {
         check("list_entities", query.validate())?;
         let query = query.clone();
-        self.read("list_entities", move |c| q::list_entities(c, &query)).await
+        self.read("list_entities", move |c| q::list_entities(c, &query))
+            .await
     }
 
-    async fn search_entities(&self, key: &TenantKey, query_text: &str, limit: u32) -> Result<Vec<Entity>> {
+    async fn search_entities(
+        &self,
+        key: &TenantKey,
+        query_text: &str,
+        limit: u32,
+    ) -> Result<Vec<Entity>> {
         check(
             "search_entities",
             key.validate()
@@ -242,56 +275,81 @@ impl DocumentStorageBackend for SqliteBackend {
                 .and_then(|_| records::validate_text("query_text", query_text)),
         )?;
         let (k, t) = (key.clone(), query_text.to_owned());
-        self.read("search_entities", move |c| q::search_entities(c, &k, &t, limit))
-            .await
+        self.read("search_entities", move |c| {
+            q::search_entities(c, &k, &t, limit)
+        })
+        .await
     }
 
     async fn delete_entity(&self, key: &TenantKey, entity_name: &str) -> Result<bool> {
-        check("delete_entity", key.validate().and_then(|_| records::validate_entity_name(entity_name)))?;
+        check(
+            "delete_entity",
+            key.validate()
+                .and_then(|_| records::validate_entity_name(entity_name)),
+        )?;
         let (k, n) = (key.clone(), entity_name.to_owned());
-        self.write("delete_entity", move |c| q::delete_entity(c, &k, &n)).await
+        self.write("delete_entity", move |c| q::delete_entity(c, &k, &n))
+            .await
     }
 
     async fn save_monitoring_token_usage(&self, sample: &TokenUsageSample) -> Result<()> {
         check("save_monitoring_token_usage", sample.validate())?;
         let s = sample.clone();
-        self.write("save_monitoring_token_usage", move |c| q::save_token_usage(c, &s))
-            .await
+        self.write("save_monitoring_token_usage", move |c| {
+            q::save_token_usage(c, &s)
+        })
+        .await
     }
 
     async fn save_monitoring_stage_timing(&self, sample: &StageTimingSample) -> Result<()> {
         check("save_monitoring_stage_timing", sample.validate())?;
         let s = sample.clone();
-        self.write("save_monitoring_stage_timing", move |c| q::save_stage_timing(c, &s))
-            .await
+        self.write("save_monitoring_stage_timing", move |c| {
+            q::save_stage_timing(c, &s)
+        })
+        .await
     }
 
     async fn save_monitoring_data_stats(&self, sample: &DataStatsSample) -> Result<()> {
         check("save_monitoring_data_stats", sample.validate())?;
         let s = sample.clone();
-        self.write("save_monitoring_data_stats", move |c| q::save_data_stats(c, &s))
-            .await
+        self.write("save_monitoring_data_stats", move |c| {
+            q::save_data_stats(c, &s)
+        })
+        .await
     }
 
     async fn query_monitoring_token_usage(&self, hours: u32) -> Result<Vec<TokenUsageRecord>> {
-        self.read("query_monitoring_token_usage", move |c| q::query_token_usage(c, hours))
-            .await
+        self.read("query_monitoring_token_usage", move |c| {
+            q::query_token_usage(c, hours)
+        })
+        .await
     }
 
     async fn query_monitoring_stage_timing(&self, hours: u32) -> Result<Vec<StageTimingRecord>> {
-        self.read("query_monitoring_stage_timing", move |c| q::query_stage_timing(c, hours))
-            .await
+        self.read("query_monitoring_stage_timing", move |c| {
+            q::query_stage_timing(c, hours)
+        })
+        .await
     }
 
     async fn query_monitoring_data_stats(&self, hours: u32) -> Result<Vec<DataStatsRecord>> {
-        self.read("query_monitoring_data_stats", move |c| q::query_data_stats(c, hours))
-            .await
+        self.read("query_monitoring_data_stats", move |c| {
+            q::query_data_stats(c, hours)
+        })
+        .await
     }
 
-    async fn query_monitoring_data_stats_by_range(&self, start: Timestamp, end: Timestamp) -> Result<Vec<DataStatsRecord>> {
+    async fn query_monitoring_data_stats_by_range(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<DataStatsRecord>> {
         if end < start {
-            return Err(StorageError::invalid_input(format!("end {end} is before start {start}")))
-                .context(NAME, "query_monitoring_data_stats_by_range");
+            return Err(StorageError::invalid_input(format!(
+                "end {end} is before start {start}"
+            )))
+            .context(NAME, "query_monitoring_data_stats_by_range");
         }
         self.read("query_monitoring_data_stats_by_range", move |c| {
             q::query_data_stats_by_range(c, &start, &end)
@@ -299,10 +357,16 @@ impl DocumentStorageBackend for SqliteBackend {
         .await
     }
 
-    async fn query_monitoring_data_stats_trend(&self, hours: u32, interval_hours: u32) -> Result<Vec<DataStatsTrendRecord>> {
+    async fn query_monitoring_data_stats_trend(
+        &self,
+        hours: u32,
+        interval_hours: u32,
+    ) -> Result<Vec<DataStatsTrendRecord>> {
         if interval_hours == 0 {
-            return Err(StorageError::invalid_input("interval_hours is 0, it must be at least 1"))
-                .context(NAME, "query_monitoring_data_stats_trend");
+            return Err(StorageError::invalid_input(
+                "interval_hours is 0, it must be at least 1",
+            ))
+            .context(NAME, "query_monitoring_data_stats_trend");
         }
         self.read("query_monitoring_data_stats_trend", move |c| {
             q::query_data_stats_trend(c, hours, interval_hours)
@@ -311,39 +375,57 @@ impl DocumentStorageBackend for SqliteBackend {
     }
 
     async fn cleanup_old_monitoring_data(&self, days: u32) -> Result<MonitoringCleanup> {
-        self.write("cleanup_old_monitoring_data", move |c| q::cleanup_monitoring(c, days))
-            .await
+        self.write("cleanup_old_monitoring_data", move |c| {
+            q::cleanup_monitoring(c, days)
+        })
+        .await
     }
 
     async fn create_conversation(&self, conversation: &NewConversation) -> Result<Conversation> {
         check("create_conversation", conversation.validate())?;
         let c2 = conversation.clone();
-        self.write("create_conversation", move |c| q::create_conversation(c, &c2))
-            .await
+        self.write("create_conversation", move |c| {
+            q::create_conversation(c, &c2)
+        })
+        .await
     }
 
     async fn get_conversation(&self, conversation_id: i64) -> Result<Option<Conversation>> {
-        self.read("get_conversation", move |c| q::get_conversation(c, conversation_id))
-            .await
+        self.read("get_conversation", move |c| {
+            q::get_conversation(c, conversation_id)
+        })
+        .await
     }
 
     async fn get_conversation_list(&self, query: &ConversationQuery) -> Result<ConversationPage> {
         check("get_conversation_list", query.validate())?;
         let query = query.clone();
-        self.read("get_conversation_list", move |c| q::get_conversation_list(c, &query))
-            .await
+        self.read("get_conversation_list", move |c| {
+            q::get_conversation_list(c, &query)
+        })
+        .await
     }
 
-    async fn update_conversation(&self, conversation_id: i64, update: &ConversationUpdate) -> Result<Option<Conversation>> {
+    async fn update_conversation(
+        &self,
+        conversation_id: i64,
+        update: &ConversationUpdate,
+    ) -> Result<Option<Conversation>> {
         if let Some(t) = &update.title {
             check("update_conversation", records::validate_text("title", t))?;
         }
         let u = update.clone();
-        self.write("update_conversation", move |c| q::update_conversation(c, conversation_id, &u))
-            .await
+        self.write("update_conversation", move |c| {
+            q::update_conversation(c, conversation_id, &u)
+        })
+        .await
     }
 
-    async fn get_message(&self, message_id: i64, include_thinking: bool) -> Result<Option<Message>> {
+    async fn get_message(
+        &self,
+        message_id: i64,
+        include_thinking: bool,
+    ) -> Result<Option<Message>> {
         self.read("get_message", move |c| {
             let tx = c.unchecked_transaction().map_err(crate::mapping::sql_err)?;
             let m = q::get_message(&tx, message_id, include_thinking)?;
@@ -356,21 +438,37 @@ impl DocumentStorageBackend for SqliteBackend {
     async fn create_message(&self, message: &NewMessage) -> Result<Message> {
         check("create_message", message.validate())?;
         let m = message.clone();
-        self.write("create_message", move |c| q::create_message(c, &m)).await
-    }
-
-    async fn update_message(&self, message_id: i64, update: &MessageUpdate) -> Result<Option<Message>> {
-        check(
-            "update_message",
-            records::validate_text("new_content", &update.new_content)
-                .and_then(|_| update.token_count.map_or(Ok(0), |t| records::validate_count("token_count", t)).map(|_| ())),
-        )?;
-        let u = update.clone();
-        self.write("update_message", move |c| q::update_message(c, message_id, &u))
+        self.write("create_message", move |c| q::create_message(c, &m))
             .await
     }
 
-    async fn append_message_content(&self, message_id: i64, content_chunk: &str, token_count: u64) -> Result<bool> {
+    async fn update_message(
+        &self,
+        message_id: i64,
+        update: &MessageUpdate,
+    ) -> Result<Option<Message>> {
+        check(
+            "update_message",
+            records::validate_text("new_content", &update.new_content).and_then(|_| {
+                update
+                    .token_count
+                    .map_or(Ok(0), |t| records::validate_count("token_count", t))
+                    .map(|_| ())
+            }),
+        )?;
+        let u = update.clone();
+        self.write("update_message", move |c| {
+            q::update_message(c, message_id, &u)
+        })
+        .await
+    }
+
+    async fn append_message_content(
+        &self,
+        message_id: i64,
+        content_chunk: &str,
+        token_count: u64,
+    ) -> Result<bool> {
         check(
             "append_message_content",
             records::validate_text("content_chunk", content_chunk)
@@ -385,13 +483,23 @@ impl DocumentStorageBackend for SqliteBackend {
 
     async fn update_message_metadata(&self, message_id: i64, metadata: &JsonMap) -> Result<bool> {
         let m = metadata.clone();
-        self.write("update_message_metadata", move |c| q::update_message_metadata(c, message_id, &m))
-            .await
+        self.write("update_message_metadata", move |c| {
+            q::update_message_metadata(c, message_id, &m)
+        })
+        .await
     }
 
-    async fn mark_message_finished(&self, message_id: i64, status: FinishStatus, error_message: Option<&str>) -> Result<bool> {
+    async fn mark_message_finished(
+        &self,
+        message_id: i64,
+        status: FinishStatus,
+        error_message: Option<&str>,
+    ) -> Result<bool> {
         if let Some(e) = error_message {
-            check("mark_message_finished", records::validate_text("error_message", e))?;
+            check(
+                "mark_message_finished",
+                records::validate_text("error_message", e),
+            )?;
         }
         let e = error_message.map(str::to_owned);
         self.write("mark_message_finished", move |c| {
@@ -401,28 +509,37 @@ impl DocumentStorageBackend for SqliteBackend {
     }
 
     async fn get_conversation_messages(&self, conversation_id: i64) -> Result<Vec<Message>> {
-        self.read("get_conversation_messages", move |c| q::get_conversation_messages(c, conversation_id))
-            .await
+        self.read("get_conversation_messages", move |c| {
+            q::get_conversation_messages(c, conversation_id)
+        })
+        .await
     }
 
     async fn delete_message(&self, message_id: i64) -> Result<bool> {
-        self.write("delete_message", move |c| q::delete_message(c, message_id)).await
+        self.write("delete_message", move |c| q::delete_message(c, message_id))
+            .await
     }
 
     async fn add_message_thinking(&self, thinking: &NewThinking) -> Result<i64> {
         check("add_message_thinking", thinking.validate())?;
         let t = thinking.clone();
-        self.write("add_message_thinking", move |c| q::add_message_thinking(c, &t))
-            .await
+        self.write("add_message_thinking", move |c| {
+            q::add_message_thinking(c, &t)
+        })
+        .await
     }
 
     async fn get_message_thinking(&self, message_id: i64) -> Result<Vec<MessageThinking>> {
-        self.read("get_message_thinking", move |c| q::get_message_thinking(c, message_id))
-            .await
+        self.read("get_message_thinking", move |c| {
+            q::get_message_thinking(c, message_id)
+        })
+        .await
     }
 
     async fn clear_message_thinking(&self, message_id: i64) -> Result<u64> {
-        self.write("clear_message_thinking", move |c| q::clear_message_thinking(c, message_id))
-            .await
+        self.write("clear_message_thinking", move |c| {
+            q::clear_message_thinking(c, message_id)
+        })
+        .await
     }
 }

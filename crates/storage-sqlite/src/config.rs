@@ -86,7 +86,10 @@ impl SqliteConfig {
     /// [`storage_core::ErrorKind::Config`] naming the key and the bound.
     pub fn validate(&self) -> Result<&str> {
         let path = self.path.to_str().ok_or_else(|| {
-            StorageError::config(format!("sqlite config.path {:?} is not valid UTF-8", self.path))
+            StorageError::config(format!(
+                "sqlite config.path {:?} is not valid UTF-8",
+                self.path
+            ))
         })?;
         if path.is_empty() {
             return Err(StorageError::config("sqlite config.path must not be empty"));
@@ -113,13 +116,15 @@ mod tests {
 
     #[test]
     fn reads_the_originals_config_map() {
-        let c: SqliteConfig = serde_json::from_value(serde_json::json!({"path": "/tmp/x/app.db"})).unwrap();
+        let c: SqliteConfig =
+            serde_json::from_value(serde_json::json!({"path": "/tmp/x/app.db"})).unwrap();
         assert_eq!(c.path, PathBuf::from("/tmp/x/app.db"));
         assert_eq!(c.readers, 4);
         assert_eq!(c.synchronous, Synchronous::Full);
-        let c: SqliteConfig =
-            serde_json::from_value(serde_json::json!({"path": "a.db", "synchronous": "normal", "readers": 2}))
-                .unwrap();
+        let c: SqliteConfig = serde_json::from_value(
+            serde_json::json!({"path": "a.db", "synchronous": "normal", "readers": 2}),
+        )
+        .unwrap();
         assert_eq!(c.synchronous, Synchronous::Normal);
         assert_eq!(c.readers, 2);
     }

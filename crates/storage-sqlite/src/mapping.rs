@@ -16,37 +16,59 @@ use rusqlite::{ErrorCode, Row};
 use serde::de::DeserializeOwned;
 use storage_core::time::parse_timestamp;
 use storage_core::{
-    Conversation, Entity, ErrorKind, JsonMap, Message, MessageThinking, Profile, StorageError, Timestamp, Tip, Todo,
-    Vault,
+    Conversation, Entity, ErrorKind, JsonMap, Message, MessageThinking, Profile, StorageError,
+    Timestamp, Tip, Todo, Vault,
 };
 
 /// Translates a rusqlite error into a [`StorageError`] with a kind and retryable flag.
 pub(crate) fn sql_err(err: rusqlite::Error) -> StorageError {
     let (kind, retryable, msg) = match &err {
         rusqlite::Error::SqliteFailure(e, _) => match e.code {
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
-                (ErrorKind::Conflict, true, "the database is locked by another connection")
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => (
+                ErrorKind::Conflict,
+                true,
+                "the database is locked by another connection",
+            ),
+            ErrorCode::ConstraintViolation => {
+                (ErrorKind::Conflict, false, "a constraint was violated")
             }
-            ErrorCode::ConstraintViolation => (ErrorKind::Conflict, false, "a constraint was violated"),
-            ErrorCode::CannotOpen => (ErrorKind::Unavailable, false, "the database file cannot be opened"),
-            ErrorCode::PermissionDenied | ErrorCode::ReadOnly => {
-                (ErrorKind::PermissionDenied, false, "the database file is not writable")
+            ErrorCode::CannotOpen => (
+                ErrorKind::Unavailable,
+                false,
+                "the database file cannot be opened",
+            ),
+            ErrorCode::PermissionDenied | ErrorCode::ReadOnly => (
+                ErrorKind::PermissionDenied,
+                false,
+                "the database file is not writable",
+            ),
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => (
+                ErrorKind::DataCorrupted,
+                false,
+                "the file is not a valid SQLite database",
+            ),
+            ErrorCode::DiskFull | ErrorCode::SystemIoFailure => {
+                (ErrorKind::Unavailable, true, "disk I/O failed")
             }
-            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
-                (ErrorKind::DataCorrupted, false, "the file is not a valid SQLite database")
-            }
-            ErrorCode::DiskFull | ErrorCode::SystemIoFailure => (ErrorKind::Unavailable, true, "disk I/O failed"),
-            ErrorCode::TooBig => (ErrorKind::InvalidInput, false, "a value is too big for SQLite"),
+            ErrorCode::TooBig => (
+                ErrorKind::InvalidInput,
+                false,
+                "a value is too big for SQLite",
+            ),
             _ => (ErrorKind::Backend, false, "SQLite failed"),
         },
         rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::InvalidColumnType(..)
-        | rusqlite::Error::IntegralValueOutOfRange(..) => {
-            (ErrorKind::DataCorrupted, false, "a stored value has an unexpected type")
-        }
+        | rusqlite::Error::IntegralValueOutOfRange(..) => (
+            ErrorKind::DataCorrupted,
+            false,
+            "a stored value has an unexpected type",
+        ),
         _ => (ErrorKind::Backend, false, "SQLite failed"),
     };
-    StorageError::new(kind, msg).set_retryable(retryable).with_source(err)
+    StorageError::new(kind, msg)
+        .set_retryable(retryable)
+        .with_source(err)
 }
 
 /// Shorthand: `rusqlite::Result<T>` into our `Result<T>`.
@@ -87,26 +109,40 @@ fn conversion(col: usize, ty: Type, msg: String) -> rusqlite::Error {
 }
 
 fn column_name(row: &Row<'_>, idx: usize) -> String {
-    row.as_ref().column_name(idx).map(str::to_owned).unwrap_or_else(|_| format!("#{idx}"))
+    row.as_ref()
+        .column_name(idx)
+        .map(str::to_owned)
+        .unwrap_or_else(|_| format!("#{idx}"))
 }
 
 pub(crate) fn get_ts_opt(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Timestamp>> {
     match row.get_ref(idx)? {
         ValueRef::Null => Ok(None),
         ValueRef::Text(bytes) => {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|e| conversion(idx, Type::Text, format!("{}: {e}", column_name(row, idx))))?;
+            let text = std::str::from_utf8(bytes).map_err(|e| {
+                conversion(idx, Type::Text, format!("{}: {e}", column_name(row, idx)))
+            })?;
             if text.is_empty() {
                 return Ok(None);
             }
-            parse_timestamp(text)
-                .map(Some)
-                .map_err(|e| conversion(idx, Type::Text, format!("{}: {}", column_name(row, idx), e.message())))
+            parse_timestamp(text).map(Some).map_err(|e| {
+                conversion(
+                    idx,
+                    Type::Text,
+                    format!("{}: {}", column_name(row, idx), e.message()),
+                )
+            })
         }
         // Someone stored Unix seconds: accept them rather than fail the whole read.
         ValueRef::Integer(secs) => chrono::DateTime::from_timestamp(secs, 0)
             .map(|t| Some(t.fixed_offset()))
-            .ok_or_else(|| conversion(idx, Type::Integer, format!("{}: {secs} is out of range", column_name(row, idx)))),
+            .ok_or_else(|| {
+                conversion(
+                    idx,
+                    Type::Integer,
+                    format!("{}: {secs} is out of range", column_name(row, idx)),
+                )
+            }),
         other => Err(conversion(
             idx,
             other.data_type(),
@@ -116,23 +152,41 @@ pub(crate) fn get_ts_opt(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T
 }
 
 pub(crate) fn get_ts(row: &Row<'_>, idx: usize) -> rusqlite::Result<Timestamp> {
-    get_ts_opt(row, idx)?.ok_or_else(|| conversion(idx, Type::Null, format!("{} is NULL", column_name(row, idx))))
+    get_ts_opt(row, idx)?.ok_or_else(|| {
+        conversion(
+            idx,
+            Type::Null,
+            format!("{} is NULL", column_name(row, idx)),
+        )
+    })
 }
 
 /// A JSON text column; `NULL`, `''` and JSON `null` read as the default value.
-pub(crate) fn get_json<T: DeserializeOwned + Default>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+pub(crate) fn get_json<T: DeserializeOwned + Default>(
+    row: &Row<'_>,
+    idx: usize,
+) -> rusqlite::Result<T> {
     let text = match row.get_ref(idx)? {
         ValueRef::Null => return Ok(T::default()),
         ValueRef::Text(b) | ValueRef::Blob(b) => b,
         other => {
-            return Err(conversion(idx, other.data_type(), format!("{}: expected JSON text", column_name(row, idx))));
+            return Err(conversion(
+                idx,
+                other.data_type(),
+                format!("{}: expected JSON text", column_name(row, idx)),
+            ));
         }
     };
     if text.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    let value: Option<T> = serde_json::from_slice(text)
-        .map_err(|e| conversion(idx, Type::Text, format!("{}: invalid JSON: {e}", column_name(row, idx))))?;
+    let value: Option<T> = serde_json::from_slice(text).map_err(|e| {
+        conversion(
+            idx,
+            Type::Text,
+            format!("{}: invalid JSON: {e}", column_name(row, idx)),
+        )
+    })?;
     Ok(value.unwrap_or_default())
 }
 
@@ -142,7 +196,11 @@ pub(crate) fn get_bool(row: &Row<'_>, idx: usize) -> rusqlite::Result<bool> {
         ValueRef::Integer(i) => Ok(i != 0),
         ValueRef::Real(f) => Ok(f != 0.0),
         ValueRef::Text(t) => Ok(matches!(t, b"1" | b"true" | b"True" | b"TRUE")),
-        ValueRef::Blob(_) => Err(conversion(idx, Type::Blob, format!("{}: expected a boolean", column_name(row, idx)))),
+        ValueRef::Blob(_) => Err(conversion(
+            idx,
+            Type::Blob,
+            format!("{}: expected a boolean", column_name(row, idx)),
+        )),
     }
 }
 
@@ -151,7 +209,9 @@ fn get_i64_or(row: &Row<'_>, idx: usize, default: i64) -> rusqlite::Result<i64> 
 }
 
 fn get_string_or(row: &Row<'_>, idx: usize, default: &str) -> rusqlite::Result<String> {
-    Ok(row.get::<_, Option<String>>(idx)?.unwrap_or_else(|| default.to_owned()))
+    Ok(row
+        .get::<_, Option<String>>(idx)?
+        .unwrap_or_else(|| default.to_owned()))
 }
 
 /// JSON text of a list, as the original writes it.
@@ -219,7 +279,8 @@ pub(crate) fn vault(row: &Row<'_>) -> rusqlite::Result<Vault> {
     })
 }
 
-pub(crate) const TODO_COLS: &str = "id, content, created_at, start_time, end_time, status, urgency, assignee, reason";
+pub(crate) const TODO_COLS: &str =
+    "id, content, created_at, start_time, end_time, status, urgency, assignee, reason";
 
 pub(crate) fn todo(row: &Row<'_>) -> rusqlite::Result<Todo> {
     Ok(Todo {
@@ -245,7 +306,8 @@ pub(crate) fn tip(row: &Row<'_>) -> rusqlite::Result<Tip> {
     })
 }
 
-pub(crate) const CONVERSATION_COLS: &str = "id, title, user_id, page_name, status, metadata, created_at, updated_at";
+pub(crate) const CONVERSATION_COLS: &str =
+    "id, title, user_id, page_name, status, metadata, created_at, updated_at";
 
 pub(crate) fn conversation(row: &Row<'_>) -> rusqlite::Result<Conversation> {
     Ok(Conversation {
@@ -282,7 +344,8 @@ pub(crate) fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
     })
 }
 
-pub(crate) const THINKING_COLS: &str = "id, message_id, content, stage, progress, sequence, metadata, created_at";
+pub(crate) const THINKING_COLS: &str =
+    "id, message_id, content, stage, progress, sequence, metadata, created_at";
 
 pub(crate) fn thinking(row: &Row<'_>) -> rusqlite::Result<MessageThinking> {
     Ok(MessageThinking {

@@ -60,7 +60,9 @@ pub(crate) fn configure(conn: &Connection, config: &SqliteConfig) -> Result<()> 
 pub(crate) fn open_writer(path: &Path, config: &SqliteConfig) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .sql()?;
     conn.busy_timeout(config.busy_timeout()).sql()?;
@@ -91,6 +93,40 @@ pub(crate) fn open_reader(path: &Path, config: &SqliteConfig) -> Result<Connecti
     Ok(conn)
 }
 
+/// Runs blocking SQLite work without blocking the async runtime.
+///
+/// On a multi-thread tokio runtime the work runs in place under `block_in_place`: tokio moves
+/// the worker's other tasks to another thread first, and the call avoids the two thread
+/// hand-offs of `spawn_blocking` (which dominate the cost of a point read). Elsewhere
+/// (current-thread runtime, no runtime) it runs on the blocking pool. A panic inside the work
+/// becomes a [`ErrorKind::Backend`] error in both cases.
+pub(crate) async fn run_blocking<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    let guarded = move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(StorageError::backend(format!(
+                "a sqlite operation panicked: {what}"
+            )))
+        })
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(guarded)
+        }
+        _ => tokio::task::spawn_blocking(guarded)
+            .await
+            .map_err(|e| StorageError::backend("a sqlite task failed").with_source(e))?,
+    }
+}
+
 impl Pool {
     pub(crate) fn new(writer: Connection, readers: Vec<Connection>) -> Self {
         let n = readers.len();
@@ -115,19 +151,25 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
-        let permit = self.write_permits.clone().acquire_owned().await.map_err(|_| closed_error())?;
+        let permit = self
+            .write_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| closed_error())?;
         let pool = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
+        run_blocking(move || {
             let _permit = permit;
             let mut guard = lock(&pool.writer);
             let conn = guard.as_mut().ok_or_else(closed_error)?;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .sql()?;
             let out = f(&tx)?;
             tx.commit().sql()?;
             Ok(out)
         })
         .await
-        .map_err(|e| StorageError::backend("a sqlite write task failed").with_source(e))?
     }
 
     /// Runs `f` on a read-only connection (no transaction: use one inside `f` when several
@@ -137,9 +179,14 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let permit = self.read_permits.clone().acquire_owned().await.map_err(|_| closed_error())?;
+        let permit = self
+            .read_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| closed_error())?;
         let pool = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
+        run_blocking(move || {
             let _permit = permit;
             // The permit guarantees a free connection unless the pool was closed meanwhile.
             let conn = lock(&pool.readers).pop().ok_or_else(closed_error)?;
@@ -150,7 +197,6 @@ impl Pool {
             out
         })
         .await
-        .map_err(|e| StorageError::backend("a sqlite read task failed").with_source(e))?
     }
 
     /// Refuses new operations, waits for running ones and closes every connection (the last
@@ -184,6 +230,7 @@ impl Pool {
 /// Applies the writer's pragmas (WAL, busy timeout, synchronous, cache size, foreign keys) to a
 /// connection opened elsewhere, so a benchmark can compare against bare rusqlite fairly.
 pub fn configure_for_bench(conn: &Connection, config: &SqliteConfig) -> Result<()> {
-    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)).sql()?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+        .sql()?;
     configure(conn, config)
 }

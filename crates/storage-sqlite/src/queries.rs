@@ -32,7 +32,9 @@ pub(crate) fn insert_vaults(conn: &Connection, v: &NewVault) -> Result<i64> {
     if let Some(parent) = v.parent_id
         && !exists(conn, "SELECT 1 FROM vaults WHERE id = ?1", parent)?
     {
-        return Err(StorageError::not_found(format!("parent_id {parent} names no vault")));
+        return Err(StorageError::not_found(format!(
+            "parent_id {parent} names no vault"
+        )));
     }
     let now = ts_to_sql(&now());
     conn.prepare_cached(
@@ -84,16 +86,24 @@ pub(crate) fn get_vaults(conn: &Connection, q: &VaultQuery) -> Result<Vec<Vault>
 
 pub(crate) fn get_vault(conn: &Connection, id: i64) -> Result<Option<Vault>> {
     let sql = format!("SELECT {} FROM vaults WHERE id = ?1", map::VAULT_COLS);
-    conn.prepare_cached(&sql).sql()?.query_row([id], map::vault).optional().sql()
+    conn.prepare_cached(&sql)
+        .sql()?
+        .query_row([id], map::vault)
+        .optional()
+        .sql()
 }
 
 pub(crate) fn update_vault(conn: &Connection, id: i64, u: &VaultUpdate) -> Result<bool> {
     if let Some(Some(parent)) = u.parent_id {
         if parent == id {
-            return Err(StorageError::invalid_input(format!("vault {id} cannot be its own parent")));
+            return Err(StorageError::invalid_input(format!(
+                "vault {id} cannot be its own parent"
+            )));
         }
         if !exists(conn, "SELECT 1 FROM vaults WHERE id = ?1", parent)? {
-            return Err(StorageError::not_found(format!("parent_id {parent} names no vault")));
+            return Err(StorageError::not_found(format!(
+                "parent_id {parent} names no vault"
+            )));
         }
     }
     let mut sets: Vec<&str> = Vec::new();
@@ -133,13 +143,23 @@ pub(crate) fn update_vault(conn: &Connection, id: i64, u: &VaultUpdate) -> Resul
     Ok(conn.prepare_cached(&sql).sql()?.execute(&*refs(&p)).sql()? > 0)
 }
 
-pub(crate) fn get_reports(conn: &Connection, limit: u32, offset: u64, is_deleted: bool) -> Result<Vec<Vault>> {
+pub(crate) fn get_reports(
+    conn: &Connection,
+    limit: u32,
+    offset: u64,
+    is_deleted: bool,
+) -> Result<Vec<Vault>> {
     let sql = format!(
         "SELECT {} FROM vaults WHERE is_deleted = ?1 AND document_type != 'Note'
          ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
         map::VAULT_COLS
     );
-    collect(conn, &sql, params![is_deleted, limit, offset as i64], map::vault)
+    collect(
+        conn,
+        &sql,
+        params![is_deleted, limit, offset as i64],
+        map::vault,
+    )
 }
 
 // ----- todos and tips ------------------------------------------------------------------------
@@ -152,18 +172,18 @@ pub(crate) fn insert_todo(conn: &Connection, t: &NewTodo) -> Result<i64> {
     let now = now();
     let start = ts_to_sql(t.start_time.as_ref().unwrap_or(&now));
     conn.prepare_cached(INSERT_TODO_SQL)
-    .sql()?
-    .execute(params![
-        t.content,
-        start,
-        t.end_time.as_ref().map(ts_to_sql),
-        t.status,
-        t.urgency,
-        t.assignee,
-        t.reason,
-        ts_to_sql(&now)
-    ])
-    .sql()?;
+        .sql()?
+        .execute(params![
+            t.content,
+            start,
+            t.end_time.as_ref().map(ts_to_sql),
+            t.status,
+            t.urgency,
+            t.assignee,
+            t.reason,
+            ts_to_sql(&now)
+        ])
+        .sql()?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -192,7 +212,12 @@ pub(crate) fn get_todos(conn: &Connection, q: &TodoQuery) -> Result<Vec<Todo>> {
     collect(conn, &sql, &refs(&p), map::todo)
 }
 
-pub(crate) fn update_todo_status(conn: &Connection, id: i64, status: i64, end_time: Option<Timestamp>) -> Result<bool> {
+pub(crate) fn update_todo_status(
+    conn: &Connection,
+    id: i64,
+    status: i64,
+    end_time: Option<Timestamp>,
+) -> Result<bool> {
     let end_time = match end_time {
         Some(t) => Some(t),
         None if status == todo_status::COMPLETED => Some(now()),
@@ -238,7 +263,8 @@ pub(crate) fn get_tips(conn: &Connection, q: &TipQuery) -> Result<Vec<Tip>> {
 // ----- profiles ------------------------------------------------------------------------------
 
 /// The statement of `upsert_profile`.
-pub const UPSERT_PROFILE_SQL: &str = "INSERT INTO profiles (user_id, device_id, agent_id, content, summary, keywords,
+pub const UPSERT_PROFILE_SQL: &str =
+    "INSERT INTO profiles (user_id, device_id, agent_id, content, summary, keywords,
                           entities, importance, metadata, created_at, updated_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
      ON CONFLICT(user_id, device_id, agent_id) DO UPDATE SET
@@ -279,7 +305,9 @@ pub(crate) fn get_profile(conn: &Connection, k: &TenantKey) -> Result<Option<Pro
 
 pub(crate) fn delete_profile(conn: &Connection, k: &TenantKey) -> Result<bool> {
     let n = conn
-        .prepare_cached("DELETE FROM profiles WHERE user_id = ?1 AND device_id = ?2 AND agent_id = ?3")
+        .prepare_cached(
+            "DELETE FROM profiles WHERE user_id = ?1 AND device_id = ?2 AND agent_id = ?3",
+        )
         .sql()?
         .execute(params![k.user_id, k.device_id, k.agent_id])
         .sql()?;
@@ -328,14 +356,21 @@ pub(crate) fn get_entity(conn: &Connection, k: &TenantKey, name: &str) -> Result
     );
     conn.prepare_cached(&sql)
         .sql()?
-        .query_row(params![k.user_id, k.device_id, k.agent_id, name], map::entity)
+        .query_row(
+            params![k.user_id, k.device_id, k.agent_id, name],
+            map::entity,
+        )
         .optional()
         .sql()
 }
 
 pub(crate) fn list_entities(conn: &Connection, q: &EntityQuery) -> Result<Vec<Entity>> {
     let k = &q.key;
-    let type_cond = if q.entity_type.is_some() { "AND entity_type = ?4" } else { "AND ?4 IS NULL" };
+    let type_cond = if q.entity_type.is_some() {
+        "AND entity_type = ?4"
+    } else {
+        "AND ?4 IS NULL"
+    };
     let sql = format!(
         "SELECT {} FROM entities WHERE user_id = ?1 AND device_id = ?2 AND agent_id = ?3 {type_cond}
          ORDER BY updated_at DESC, rowid DESC LIMIT ?5 OFFSET ?6",
@@ -344,12 +379,24 @@ pub(crate) fn list_entities(conn: &Connection, q: &EntityQuery) -> Result<Vec<En
     collect(
         conn,
         &sql,
-        params![k.user_id, k.device_id, k.agent_id, q.entity_type, q.limit, q.offset as i64],
+        params![
+            k.user_id,
+            k.device_id,
+            k.agent_id,
+            q.entity_type,
+            q.limit,
+            q.offset as i64
+        ],
         map::entity,
     )
 }
 
-pub(crate) fn search_entities(conn: &Connection, k: &TenantKey, text: &str, limit: u32) -> Result<Vec<Entity>> {
+pub(crate) fn search_entities(
+    conn: &Connection,
+    k: &TenantKey,
+    text: &str,
+    limit: u32,
+) -> Result<Vec<Entity>> {
     if text.is_empty() {
         let q = EntityQuery {
             key: k.clone(),
@@ -360,26 +407,50 @@ pub(crate) fn search_entities(conn: &Connection, k: &TenantKey, text: &str, limi
         return list_entities(conn, &q);
     }
     let pattern = map::like_contains(text);
-    // The trigram index needs at least 3 characters; it narrows the candidates, and the LIKE
-    // re-check keeps the exact semantics (ASCII case-insensitive substring).
-    let candidates = if text.chars().count() >= 3 {
-        "AND rowid IN (SELECT rowid FROM entities_fts WHERE entities_fts MATCH ?6)"
+    let like = "(e.entity_name LIKE ?4 ESCAPE '\\' OR e.content LIKE ?4 ESCAPE '\\' OR e.aliases LIKE ?4 ESCAPE '\\')";
+    let cols = map::ENTITY_COLS
+        .split(", ")
+        .map(|c| format!("e.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let k = k.clone();
+    if text.chars().count() >= 3 {
+        // The trigram index yields the candidates (driving the join: CROSS JOIN fixes the
+        // order), the LIKE re-check keeps the exact semantics (ASCII case-insensitive
+        // substring), and only the hits are sorted.
+        let sql = format!(
+            "WITH hits(id) AS MATERIALIZED (SELECT rowid FROM entities_fts WHERE entities_fts MATCH ?6)
+             SELECT {cols} FROM hits CROSS JOIN entities AS e ON e.rowid = hits.id
+             WHERE e.user_id = ?1 AND e.device_id = ?2 AND e.agent_id = ?3 AND {like}
+             ORDER BY e.updated_at DESC, e.rowid DESC LIMIT ?5"
+        );
+        collect(
+            conn,
+            &sql,
+            params![
+                k.user_id,
+                k.device_id,
+                k.agent_id,
+                pattern,
+                limit,
+                map::fts_phrase(text)
+            ],
+            map::entity,
+        )
     } else {
-        "AND ?6 IS NOT NULL"
-    };
-    let sql = format!(
-        "SELECT {} FROM entities
-         WHERE user_id = ?1 AND device_id = ?2 AND agent_id = ?3 {candidates}
-           AND (entity_name LIKE ?4 ESCAPE '\\' OR content LIKE ?4 ESCAPE '\\' OR aliases LIKE ?4 ESCAPE '\\')
-         ORDER BY updated_at DESC, rowid DESC LIMIT ?5",
-        map::ENTITY_COLS
-    );
-    collect(
-        conn,
-        &sql,
-        params![k.user_id, k.device_id, k.agent_id, pattern, limit, map::fts_phrase(text)],
-        map::entity,
-    )
+        // Fewer than 3 characters: no trigram to look up; scan the tenant's rows.
+        let sql = format!(
+            "SELECT {cols} FROM entities AS e
+             WHERE e.user_id = ?1 AND e.device_id = ?2 AND e.agent_id = ?3 AND {like}
+             ORDER BY e.updated_at DESC, e.rowid DESC LIMIT ?5"
+        );
+        collect(
+            conn,
+            &sql,
+            params![k.user_id, k.device_id, k.agent_id, pattern, limit],
+            map::entity,
+        )
+    }
 }
 
 pub(crate) fn delete_entity(conn: &Connection, k: &TenantKey, name: &str) -> Result<bool> {
@@ -537,7 +608,11 @@ pub(crate) fn query_data_stats(conn: &Connection, hours: u32) -> Result<Vec<Data
     )
 }
 
-pub(crate) fn query_data_stats_by_range(conn: &Connection, start: &Timestamp, end: &Timestamp) -> Result<Vec<DataStatsRecord>> {
+pub(crate) fn query_data_stats_by_range(
+    conn: &Connection,
+    start: &Timestamp,
+    end: &Timestamp,
+) -> Result<Vec<DataStatsRecord>> {
     collect(
         conn,
         "SELECT data_type, SUM(\"count\"), context_type FROM monitoring_data_stats
@@ -548,7 +623,11 @@ pub(crate) fn query_data_stats_by_range(conn: &Connection, start: &Timestamp, en
     )
 }
 
-pub(crate) fn query_data_stats_trend(conn: &Connection, hours: u32, interval_hours: u32) -> Result<Vec<DataStatsTrendRecord>> {
+pub(crate) fn query_data_stats_trend(
+    conn: &Connection,
+    hours: u32,
+    interval_hours: u32,
+) -> Result<Vec<DataStatsTrendRecord>> {
     let rows = collect(
         conn,
         "SELECT time_bucket, data_type, SUM(\"count\"), context_type FROM monitoring_data_stats
@@ -568,7 +647,8 @@ pub(crate) fn query_data_stats_trend(conn: &Connection, hours: u32, interval_hou
     }
     // Re-bucket into intervals aligned to the epoch; BTreeMap keeps intervals in order.
     let step = i64::from(interval_hours) * 3600;
-    let mut out: std::collections::BTreeMap<(String, String, Option<String>), i64> = Default::default();
+    let mut out: std::collections::BTreeMap<(String, String, Option<String>), i64> =
+        Default::default();
     for r in rows {
         let start = match NaiveDateTime::parse_from_str(&r.timestamp, "%Y-%m-%d %H:%M:%S") {
             Ok(t) => {
@@ -589,12 +669,14 @@ pub(crate) fn query_data_stats_trend(conn: &Connection, hours: u32, interval_hou
     }
     Ok(out
         .into_iter()
-        .map(|((timestamp, data_type, context_type), count)| DataStatsTrendRecord {
-            timestamp,
-            data_type,
-            count,
-            context_type,
-        })
+        .map(
+            |((timestamp, data_type, context_type), count)| DataStatsTrendRecord {
+                timestamp,
+                data_type,
+                count,
+                context_type,
+            },
+        )
         .collect())
 }
 
@@ -629,11 +711,21 @@ pub(crate) fn create_conversation(conn: &Connection, c: &NewConversation) -> Res
 }
 
 pub(crate) fn get_conversation(conn: &Connection, id: i64) -> Result<Option<Conversation>> {
-    let sql = format!("SELECT {} FROM conversations WHERE id = ?1", map::CONVERSATION_COLS);
-    conn.prepare_cached(&sql).sql()?.query_row([id], map::conversation).optional().sql()
+    let sql = format!(
+        "SELECT {} FROM conversations WHERE id = ?1",
+        map::CONVERSATION_COLS
+    );
+    conn.prepare_cached(&sql)
+        .sql()?
+        .query_row([id], map::conversation)
+        .optional()
+        .sql()
 }
 
-pub(crate) fn get_conversation_list(conn: &Connection, q: &ConversationQuery) -> Result<ConversationPage> {
+pub(crate) fn get_conversation_list(
+    conn: &Connection,
+    q: &ConversationQuery,
+) -> Result<ConversationPage> {
     let mut where_ = vec!["1 = 1"];
     let mut p: Params = Vec::new();
     if let Some(s) = q.status {
@@ -651,7 +743,9 @@ pub(crate) fn get_conversation_list(conn: &Connection, q: &ConversationQuery) ->
     let where_sql = where_.join(" AND ");
     let tx = conn.unchecked_transaction().sql()?;
     let total: i64 = tx
-        .prepare_cached(&format!("SELECT COUNT(*) FROM conversations WHERE {where_sql}"))
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM conversations WHERE {where_sql}"
+        ))
         .sql()?
         .query_row(&*refs(&p), |r| r.get(0))
         .sql()?;
@@ -673,7 +767,11 @@ pub(crate) fn get_conversation_list(conn: &Connection, q: &ConversationQuery) ->
     })
 }
 
-pub(crate) fn update_conversation(conn: &Connection, id: i64, u: &ConversationUpdate) -> Result<Option<Conversation>> {
+pub(crate) fn update_conversation(
+    conn: &Connection,
+    id: i64,
+    u: &ConversationUpdate,
+) -> Result<Option<Conversation>> {
     if u.title.is_some() || u.status.is_some() {
         let n = conn
             .prepare_cached(
@@ -702,9 +800,18 @@ fn touch_conversation_of(conn: &Connection, message_id: i64, now: &str) -> Resul
     Ok(())
 }
 
-pub(crate) fn get_message(conn: &Connection, id: i64, include_thinking: bool) -> Result<Option<Message>> {
+pub(crate) fn get_message(
+    conn: &Connection,
+    id: i64,
+    include_thinking: bool,
+) -> Result<Option<Message>> {
     let sql = format!("SELECT {} FROM messages WHERE id = ?1", map::MESSAGE_COLS);
-    let msg = conn.prepare_cached(&sql).sql()?.query_row([id], map::message).optional().sql()?;
+    let msg = conn
+        .prepare_cached(&sql)
+        .sql()?
+        .query_row([id], map::message)
+        .optional()
+        .sql()?;
     match msg {
         Some(mut m) if include_thinking => {
             m.thinking = get_message_thinking(conn, id)?;
@@ -715,8 +822,15 @@ pub(crate) fn get_message(conn: &Connection, id: i64, include_thinking: bool) ->
 }
 
 pub(crate) fn create_message(conn: &Connection, m: &NewMessage) -> Result<Message> {
-    if !exists(conn, "SELECT 1 FROM conversations WHERE id = ?1", m.conversation_id)? {
-        return Err(StorageError::not_found(format!("conversation {} does not exist", m.conversation_id)));
+    if !exists(
+        conn,
+        "SELECT 1 FROM conversations WHERE id = ?1",
+        m.conversation_id,
+    )? {
+        return Err(StorageError::not_found(format!(
+            "conversation {} does not exist",
+            m.conversation_id
+        )));
     }
     let now = ts_to_sql(&now());
     let (status, completed_at) = if m.is_complete {
@@ -747,10 +861,15 @@ pub(crate) fn create_message(conn: &Connection, m: &NewMessage) -> Result<Messag
         .sql()?
         .execute(params![now, m.conversation_id])
         .sql()?;
-    get_message(conn, id, true)?.ok_or_else(|| StorageError::backend(format!("message {id} vanished after insert")))
+    get_message(conn, id, true)?
+        .ok_or_else(|| StorageError::backend(format!("message {id} vanished after insert")))
 }
 
-pub(crate) fn update_message(conn: &Connection, id: i64, u: &MessageUpdate) -> Result<Option<Message>> {
+pub(crate) fn update_message(
+    conn: &Connection,
+    id: i64,
+    u: &MessageUpdate,
+) -> Result<Option<Message>> {
     let now = ts_to_sql(&now());
     // Status columns follow `is_complete`: true -> completed now, false -> streaming, None -> kept.
     let n = conn
@@ -762,7 +881,13 @@ pub(crate) fn update_message(conn: &Connection, id: i64, u: &MessageUpdate) -> R
              WHERE id = ?5",
         )
         .sql()?
-        .execute(params![u.new_content, now, u.token_count.map(|t| t as i64), u.is_complete, id])
+        .execute(params![
+            u.new_content,
+            now,
+            u.token_count.map(|t| t as i64),
+            u.is_complete,
+            id
+        ])
         .sql()?;
     if n == 0 {
         return Ok(None);
@@ -771,7 +896,12 @@ pub(crate) fn update_message(conn: &Connection, id: i64, u: &MessageUpdate) -> R
     get_message(conn, id, true)
 }
 
-pub(crate) fn append_message_content(conn: &Connection, id: i64, chunk: &str, tokens: u64) -> Result<bool> {
+pub(crate) fn append_message_content(
+    conn: &Connection,
+    id: i64,
+    chunk: &str,
+    tokens: u64,
+) -> Result<bool> {
     let now = ts_to_sql(&now());
     let n = conn
         .prepare_cached(
@@ -789,7 +919,11 @@ pub(crate) fn append_message_content(conn: &Connection, id: i64, chunk: &str, to
     Ok(true)
 }
 
-pub(crate) fn update_message_metadata(conn: &Connection, id: i64, metadata: &JsonMap) -> Result<bool> {
+pub(crate) fn update_message_metadata(
+    conn: &Connection,
+    id: i64,
+    metadata: &JsonMap,
+) -> Result<bool> {
     let n = conn
         .prepare_cached("UPDATE messages SET metadata = ?1, updated_at = ?2 WHERE id = ?3")
         .sql()?
@@ -798,7 +932,12 @@ pub(crate) fn update_message_metadata(conn: &Connection, id: i64, metadata: &Jso
     Ok(n > 0)
 }
 
-pub(crate) fn mark_message_finished(conn: &Connection, id: i64, status: FinishStatus, error: Option<&str>) -> Result<bool> {
+pub(crate) fn mark_message_finished(
+    conn: &Connection,
+    id: i64,
+    status: FinishStatus,
+    error: Option<&str>,
+) -> Result<bool> {
     let current: Option<String> = conn
         .prepare_cached("SELECT status FROM messages WHERE id = ?1")
         .sql()?
@@ -817,13 +956,21 @@ pub(crate) fn mark_message_finished(conn: &Connection, id: i64, status: FinishSt
             error_message = COALESCE(?3, error_message) WHERE id = ?4",
     )
     .sql()?
-    .execute(params![status.as_str(), now, error.filter(|e| !e.is_empty()), id])
+    .execute(params![
+        status.as_str(),
+        now,
+        error.filter(|e| !e.is_empty()),
+        id
+    ])
     .sql()?;
     touch_conversation_of(conn, id, &now)?;
     Ok(true)
 }
 
-pub(crate) fn get_conversation_messages(conn: &Connection, conversation_id: i64) -> Result<Vec<Message>> {
+pub(crate) fn get_conversation_messages(
+    conn: &Connection,
+    conversation_id: i64,
+) -> Result<Vec<Message>> {
     let tx = conn.unchecked_transaction().sql()?;
     let mut messages = collect(
         &tx,
@@ -842,14 +989,22 @@ pub(crate) fn get_conversation_messages(conn: &Connection, conversation_id: i64)
 }
 
 pub(crate) fn delete_message(conn: &Connection, id: i64) -> Result<bool> {
-    Ok(conn.prepare_cached("DELETE FROM messages WHERE id = ?1").sql()?.execute([id]).sql()? > 0)
+    Ok(conn
+        .prepare_cached("DELETE FROM messages WHERE id = ?1")
+        .sql()?
+        .execute([id])
+        .sql()?
+        > 0)
 }
 
 // ----- thinking ------------------------------------------------------------------------------
 
 pub(crate) fn add_message_thinking(conn: &Connection, t: &NewThinking) -> Result<i64> {
     if !exists(conn, "SELECT 1 FROM messages WHERE id = ?1", t.message_id)? {
-        return Err(StorageError::not_found(format!("message {} does not exist", t.message_id)));
+        return Err(StorageError::not_found(format!(
+            "message {} does not exist",
+            t.message_id
+        )));
     }
     let sequence = match t.sequence {
         Some(s) => s,
@@ -877,7 +1032,10 @@ pub(crate) fn add_message_thinking(conn: &Connection, t: &NewThinking) -> Result
     Ok(conn.last_insert_rowid())
 }
 
-pub(crate) fn get_message_thinking(conn: &Connection, message_id: i64) -> Result<Vec<MessageThinking>> {
+pub(crate) fn get_message_thinking(
+    conn: &Connection,
+    message_id: i64,
+) -> Result<Vec<MessageThinking>> {
     collect(
         conn,
         &format!(

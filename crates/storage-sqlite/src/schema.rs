@@ -213,24 +213,15 @@ INSERT INTO entities_fts(entities_fts) VALUES ('rebuild');
 
 fn columns(conn: &Connection, table: &str) -> Result<Vec<String>> {
     // `table` comes from the fixed list in this file, never from a caller.
-    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})")).map_err(sql_err)?;
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .map_err(sql_err)?;
     let names = stmt
         .query_map([], |row| row.get::<_, String>(1))
         .map_err(sql_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(sql_err)?;
     Ok(names)
-}
-
-#[cfg(test)]
-fn table_exists(conn: &Connection, table: &str) -> Result<bool> {
-    conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [table],
-        |row| row.get::<_, i64>(0),
-    )
-    .map(|n| n > 0)
-    .map_err(sql_err)
 }
 
 /// Version 1: the original's schema, upgrading files of older original versions in place.
@@ -250,7 +241,11 @@ fn migrate_v1(conn: &Connection) -> Result<()> {
     // `_migrate_schema_v2` does, but inside our transaction so a failure changes nothing.
     if !columns(conn, "profiles")?.iter().any(|c| c == "device_id") {
         let old = columns(conn, "profiles")?;
-        let agent = if old.iter().any(|c| c == "agent_id") { "agent_id" } else { "'default'" };
+        let agent = if old.iter().any(|c| c == "agent_id") {
+            "agent_id"
+        } else {
+            "'default'"
+        };
         conn.execute_batch(&format!(
             "ALTER TABLE profiles RENAME TO profiles_old;
              CREATE TABLE profiles (
@@ -276,7 +271,8 @@ fn migrate_v1(conn: &Connection) -> Result<()> {
         .map_err(sql_err)?;
     }
     let entity_cols = columns(conn, "entities")?;
-    if !entity_cols.iter().any(|c| c == "device_id") || !entity_cols.iter().any(|c| c == "agent_id") {
+    if !entity_cols.iter().any(|c| c == "device_id") || !entity_cols.iter().any(|c| c == "agent_id")
+    {
         conn.execute_batch(
             "ALTER TABLE entities RENAME TO entities_old;
              CREATE TABLE entities (
@@ -306,6 +302,9 @@ fn migrate_v1(conn: &Connection) -> Result<()> {
     conn.execute_batch(BASELINE_INDEXES).map_err(sql_err)
 }
 
+/// One migration step, run inside its transaction.
+type Migration = fn(&Connection) -> Result<()>;
+
 fn migrate_v2(conn: &Connection) -> Result<()> {
     conn.execute_batch(ENTITY_SEARCH).map_err(sql_err)
 }
@@ -325,7 +324,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<i64> {
              upgrade storage-sqlite"
         )));
     }
-    let steps: [(i64, fn(&Connection) -> Result<()>); 2] = [(1, migrate_v1), (2, migrate_v2)];
+    let steps: [(i64, Migration); 2] = [(1, migrate_v1), (2, migrate_v2)];
     for (version, step) in steps {
         if found >= version {
             continue;
@@ -334,23 +333,15 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<i64> {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err)?;
         // Another process may have migrated while we waited for the write lock.
-        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql_err)?;
+        let now: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql_err)?;
         if now < version {
             step(&tx)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {version}")).map_err(sql_err)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {version}"))
+                .map_err(sql_err)?;
         }
         tx.commit().map_err(sql_err)?;
     }
     Ok(found)
-}
-
-/// Whether the file has the tables of the original (used by tests).
-#[cfg(test)]
-pub(crate) fn has_original_tables(conn: &Connection) -> Result<bool> {
-    for t in ["vaults", "todo", "tips", "profiles", "entities", "conversations", "messages", "message_thinking"] {
-        if !table_exists(conn, t)? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }

@@ -27,7 +27,11 @@ impl DocumentKitHarness for TempDirHarness {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         // A nested directory also checks that missing parents are created.
         let path = self.dir.path().join(format!("db{n}")).join("app.db");
-        Arc::new(SqliteBackend::open(SqliteConfig::new(path)).await.expect("open sqlite"))
+        Arc::new(
+            SqliteBackend::open(SqliteConfig::new(path))
+                .await
+                .expect("open sqlite"),
+        )
     }
 }
 

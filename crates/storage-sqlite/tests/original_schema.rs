@@ -230,7 +230,15 @@ fn fill_like_the_original(conn: &Connection) {
     conn.execute(
         "INSERT INTO vaults (title, summary, content, document_type, tags, is_folder, is_deleted)
          VALUES (?, ?, ?, ?, ?, ?, ?)",
-        params!["Start With Tutorial", "", "Welcome to MineContext!", "vaults", "guide,welcome,quick-start", false, false],
+        params![
+            "Start With Tutorial",
+            "",
+            "Welcome to MineContext!",
+            "vaults",
+            "guide,welcome,quick-start",
+            false,
+            false
+        ],
     )
     .unwrap();
     conn.execute(
@@ -246,8 +254,11 @@ fn fill_like_the_original(conn: &Connection) {
         params!["call Bob", "2025-03-01 09:00:00", None::<String>, 0, 2, "me", "promised", PY_NOW],
     )
     .unwrap();
-    conn.execute("INSERT INTO tips (content, created_at) VALUES (?, ?)", params!["drink water", PY_NOW])
-        .unwrap();
+    conn.execute(
+        "INSERT INTO tips (content, created_at) VALUES (?, ?)",
+        params!["drink water", PY_NOW],
+    )
+    .unwrap();
     // upsert_profile
     conn.execute(
         "INSERT INTO profiles (user_id, device_id, agent_id, content, summary, keywords, entities, importance,
@@ -314,7 +325,10 @@ fn fill_like_the_original(conn: &Connection) {
 }
 
 fn user_version(path: &std::path::Path) -> i64 {
-    Connection::open(path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+    Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
 }
 
 async fn read_everything(b: &SqliteBackend) {
@@ -329,18 +343,32 @@ async fn read_everything(b: &SqliteBackend) {
     assert_eq!(tutorial.document_type, "vaults");
     let report = b.get_vault(2).await.unwrap().unwrap();
     assert_eq!(report.parent_id, Some(1));
-    assert_eq!(report.created_at, naive, "naive Python timestamps read as UTC");
+    assert_eq!(
+        report.created_at, naive,
+        "naive Python timestamps read as UTC"
+    );
     assert_eq!(b.get_reports(10, 0, false).await.unwrap().len(), 2);
 
     let todos = b.get_todos(&TodoQuery::default()).await.unwrap();
     assert_eq!(todos.len(), 1);
     assert_eq!(todos[0].content.as_deref(), Some("call Bob"));
-    assert_eq!((todos[0].urgency, todos[0].assignee.as_deref(), todos[0].reason.as_deref()), (2, Some("me"), Some("promised")));
+    assert_eq!(
+        (
+            todos[0].urgency,
+            todos[0].assignee.as_deref(),
+            todos[0].reason.as_deref()
+        ),
+        (2, Some("me"), Some("promised"))
+    );
     assert_eq!(todos[0].end_time, None);
     let tips = b.get_tips(&TipQuery::default()).await.unwrap();
     assert_eq!(tips[0].content.as_deref(), Some("drink water"));
 
-    let p = b.get_profile(&TenantKey::user("u1")).await.unwrap().unwrap();
+    let p = b
+        .get_profile(&TenantKey::user("u1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(p.content, "喜欢喝茶");
     assert_eq!(p.keywords, ["tea", "茶"]);
     assert_eq!(p.entities, ["Bob"]);
@@ -348,26 +376,45 @@ async fn read_everything(b: &SqliteBackend) {
     assert_eq!(p.metadata["source"], "chat");
     assert_eq!(p.created_at, naive);
 
-    let e = b.get_entity(&TenantKey::user("u1"), "Bob").await.unwrap().unwrap();
+    let e = b
+        .get_entity(&TenantKey::user("u1"), "Bob")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(e.id, "0b1c2d3e-0000-4000-8000-000000000001");
     assert_eq!(e.aliases, ["Bobby", "罗伯特"]);
     assert_eq!(e.entity_type.as_deref(), Some("person"));
     // The search index was built from rows the original wrote.
-    let found = b.search_entities(&TenantKey::user("u1"), "rocket", 20).await.unwrap();
+    let found = b
+        .search_entities(&TenantKey::user("u1"), "rocket", 20)
+        .await
+        .unwrap();
     assert_eq!(found.len(), 1);
-    let found = b.search_entities(&TenantKey::user("u1"), "罗伯特", 20).await.unwrap();
+    let found = b
+        .search_entities(&TenantKey::user("u1"), "罗伯特", 20)
+        .await
+        .unwrap();
     assert_eq!(found.len(), 1);
 
     let conv = b.get_conversation(1).await.unwrap().unwrap();
-    assert_eq!((conv.page_name.as_str(), conv.status.as_str()), ("home", "active"));
+    assert_eq!(
+        (conv.page_name.as_str(), conv.status.as_str()),
+        ("home", "active")
+    );
     let msgs = b.get_conversation_messages(1).await.unwrap();
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].completed_at, Some(naive));
     assert_eq!(msgs[0].thinking.len(), 1);
     assert_eq!(msgs[0].thinking[0].progress, 0.5);
 
-    assert_eq!(b.query_monitoring_token_usage(1).await.unwrap()[0].total_tokens, 15);
-    assert_eq!(b.query_monitoring_stage_timing(1).await.unwrap()[0].avg_duration_ms, 30);
+    assert_eq!(
+        b.query_monitoring_token_usage(1).await.unwrap()[0].total_tokens,
+        15
+    );
+    assert_eq!(
+        b.query_monitoring_stage_timing(1).await.unwrap()[0].avg_duration_ms,
+        30
+    );
     assert_eq!(b.query_monitoring_data_stats(1).await.unwrap()[0].count, 3);
 }
 
@@ -382,7 +429,11 @@ async fn opens_and_reads_a_file_written_by_the_original() {
         conn.execute_batch(ORIGINAL_DDL).unwrap();
         fill_like_the_original(&conn);
     }
-    assert_eq!(user_version(&path), 0, "the original never sets user_version");
+    assert_eq!(
+        user_version(&path),
+        0,
+        "the original never sets user_version"
+    );
 
     let b = SqliteBackend::open(SqliteConfig::new(&path)).await.unwrap();
     read_everything(&b).await;
@@ -394,20 +445,32 @@ async fn opens_and_reads_a_file_written_by_the_original() {
     })
     .await
     .unwrap();
-    let id = b.upsert_entity(&EntityUpsert::new(TenantKey::user("u1"), "Carol", "x")).await.unwrap();
+    let id = b
+        .upsert_entity(&EntityUpsert::new(TenantKey::user("u1"), "Carol", "x"))
+        .await
+        .unwrap();
     b.close().await.unwrap();
     assert_eq!(user_version(&path), SCHEMA_VERSION);
     {
         let conn = Connection::open(&path).unwrap();
         let (kw, created): (String, String) = conn
-            .query_row("SELECT keywords, created_at FROM profiles WHERE user_id = 'u2'", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT keywords, created_at FROM profiles WHERE user_id = 'u2'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .unwrap();
         assert_eq!(kw, r#"["k"]"#);
-        assert!(chrono::NaiveDateTime::parse_from_str(&created, "%Y-%m-%d %H:%M:%S%.f").is_ok(), "{created}");
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(&created, "%Y-%m-%d %H:%M:%S%.f").is_ok(),
+            "{created}"
+        );
         let stored: String = conn
-            .query_row("SELECT id FROM entities WHERE entity_name = 'Carol'", [], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM entities WHERE entity_name = 'Carol'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(stored, id);
     }
@@ -415,8 +478,20 @@ async fn opens_and_reads_a_file_written_by_the_original() {
     // Reopening is a no-op: same version, same rows, no duplicates.
     let b = SqliteBackend::open(SqliteConfig::new(&path)).await.unwrap();
     read_everything(&b).await;
-    assert_eq!(b.list_entities(&EntityQuery::new(TenantKey::user("u1"))).await.unwrap().len(), 2);
-    assert_eq!(b.search_entities(&TenantKey::user("u1"), "Carol", 5).await.unwrap().len(), 1);
+    assert_eq!(
+        b.list_entities(&EntityQuery::new(TenantKey::user("u1")))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        b.search_entities(&TenantKey::user("u1"), "Carol", 5)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     b.close().await.unwrap();
     assert_eq!(user_version(&path), SCHEMA_VERSION);
 }
@@ -440,7 +515,8 @@ async fn upgrades_a_pre_v2_original_file_in_place() {
             [PY_NOW],
         )
         .unwrap();
-        conn.execute("INSERT INTO todo (content) VALUES ('legacy todo')", []).unwrap();
+        conn.execute("INSERT INTO todo (content) VALUES ('legacy todo')", [])
+            .unwrap();
     }
     let b = SqliteBackend::open(SqliteConfig::new(&path)).await.unwrap();
     let p = b
@@ -449,19 +525,44 @@ async fn upgrades_a_pre_v2_original_file_in_place() {
         .unwrap()
         .expect("profile moved to device 'default'");
     assert_eq!((p.content.as_str(), p.importance), ("old profile", 3));
-    let e = b.get_entity(&TenantKey::user("u1"), "Bob").await.unwrap().unwrap();
+    let e = b
+        .get_entity(&TenantKey::user("u1"), "Bob")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(e.id, "e-1");
-    assert_eq!(b.search_entities(&TenantKey::user("u1"), "Bobby", 5).await.unwrap().len(), 1);
+    assert_eq!(
+        b.search_entities(&TenantKey::user("u1"), "Bobby", 5)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let todos = b.get_todos(&TodoQuery::default()).await.unwrap();
-    assert_eq!((todos[0].content.as_deref(), todos[0].reason.as_deref()), (Some("legacy todo"), None));
+    assert_eq!(
+        (todos[0].content.as_deref(), todos[0].reason.as_deref()),
+        (Some("legacy todo"), None)
+    );
     // Every table of the current schema is usable.
-    let c = b.create_conversation(&NewConversation::new("home")).await.unwrap();
-    b.create_message(&NewMessage::new(c.id, "user", "hi")).await.unwrap();
-    b.insert_vaults(&NewVault::new("t", "s", "c", "vaults")).await.unwrap();
+    let c = b
+        .create_conversation(&NewConversation::new("home"))
+        .await
+        .unwrap();
+    b.create_message(&NewMessage::new(c.id, "user", "hi"))
+        .await
+        .unwrap();
+    b.insert_vaults(&NewVault::new("t", "s", "c", "vaults"))
+        .await
+        .unwrap();
     b.close().await.unwrap();
     assert_eq!(user_version(&path), SCHEMA_VERSION);
     let b = SqliteBackend::open(SqliteConfig::new(&path)).await.unwrap();
-    assert!(b.get_entity(&TenantKey::user("u1"), "Bob").await.unwrap().is_some());
+    assert!(
+        b.get_entity(&TenantKey::user("u1"), "Bob")
+            .await
+            .unwrap()
+            .is_some()
+    );
     b.close().await.unwrap();
 }
 
@@ -469,22 +570,33 @@ async fn upgrades_a_pre_v2_original_file_in_place() {
 async fn refuses_a_newer_schema_and_bad_paths() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.db");
-    Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 99").unwrap();
-    let e = SqliteBackend::open(SqliteConfig::new(&path)).await.unwrap_err();
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
+    let e = SqliteBackend::open(SqliteConfig::new(&path))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
 
     let not_a_db = dir.path().join("garbage.db");
     std::fs::write(&not_a_db, vec![0x42u8; 8192]).unwrap();
-    let e = SqliteBackend::open(SqliteConfig::new(&not_a_db)).await.unwrap_err();
+    let e = SqliteBackend::open(SqliteConfig::new(&not_a_db))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::DataCorrupted, "{e}");
 
     // The parent "directory" is a file: it cannot be created.
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, b"x").unwrap();
-    let e = SqliteBackend::open(SqliteConfig::new(blocker.join("sub/app.db"))).await.unwrap_err();
+    let e = SqliteBackend::open(SqliteConfig::new(blocker.join("sub/app.db")))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     assert!(e.to_string().contains("cannot create the directory"), "{e}");
 
-    let e = SqliteBackend::open(SqliteConfig::new(":memory:")).await.unwrap_err();
+    let e = SqliteBackend::open(SqliteConfig::new(":memory:"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
 }

@@ -4,7 +4,7 @@
 //! [`crate::document_conformance_tests!`], which expands to a module `document_conformance`
 //! with one `#[tokio::test]` per case, so a failure names its case:
 //!
-//! ```ignore
+//! ```text
 //! struct Harness { dir: tempfile::TempDir }
 //! #[async_trait::async_trait]
 //! impl storage_core::testkit::document::DocumentKitHarness for Harness {
@@ -109,8 +109,15 @@ pub mod cases {
     fn assert_invalid<T: std::fmt::Debug>(r: Result<T>, needle: &str) {
         match r {
             Err(e) => {
-                assert_eq!(e.kind(), ErrorKind::InvalidInput, "expected InvalidInput, got {e}");
-                assert!(e.to_string().contains(needle), "error {e:?} should name {needle:?}");
+                assert_eq!(
+                    e.kind(),
+                    ErrorKind::InvalidInput,
+                    "expected InvalidInput, got {e}"
+                );
+                assert!(
+                    e.to_string().contains(needle),
+                    "error {e:?} should name {needle:?}"
+                );
             }
             Ok(v) => panic!("expected InvalidInput naming {needle:?}, got Ok({v:?})"),
         }
@@ -131,7 +138,9 @@ pub mod cases {
             keywords: vec!["tea".into(), "茶".into()],
             entities: vec!["Alice".into()],
             importance: 7,
-            metadata: meta(json!({"source": "chat", "nested": {"n": 1, "list": [1, "two", null]}, "f": 1.5})),
+            metadata: meta(
+                json!({"source": "chat", "nested": {"n": 1, "list": [1, "two", null]}, "f": 1.5}),
+            ),
         }
     }
 
@@ -140,7 +149,9 @@ pub mod cases {
         let b = h.fresh().await;
         assert!(!b.name().is_empty());
         assert_eq!(b.storage_type(), StorageType::DocumentDb);
-        b.health_check().await.expect("health_check on a fresh backend");
+        b.health_check()
+            .await
+            .expect("health_check on a fresh backend");
     }
 
     /// Every field of a profile survives a round trip.
@@ -162,9 +173,14 @@ pub mod cases {
 
         // Empty optional fields stay empty (not "null" strings).
         let key2 = TenantKey::user("user-2");
-        b.upsert_profile(&ProfileUpsert::new(key2.clone(), "")).await.unwrap();
+        b.upsert_profile(&ProfileUpsert::new(key2.clone(), ""))
+            .await
+            .unwrap();
         let got = b.get_profile(&key2).await.unwrap().unwrap();
-        assert_eq!((got.device_id.as_str(), got.agent_id.as_str()), ("default", "default"));
+        assert_eq!(
+            (got.device_id.as_str(), got.agent_id.as_str()),
+            ("default", "default")
+        );
         assert_eq!(got.content, "");
         assert_eq!(got.summary, None);
         assert!(got.keywords.is_empty() && got.entities.is_empty() && got.metadata.is_empty());
@@ -203,22 +219,41 @@ pub mod cases {
         assert!(!b.delete_profile(&key).await.unwrap());
         assert!(b.get_entity(&key, "ghost").await.unwrap().is_none());
         assert!(!b.delete_entity(&key, "ghost").await.unwrap());
-        assert!(b.list_entities(&EntityQuery::new(key.clone())).await.unwrap().is_empty());
-        assert!(b.search_entities(&key, "ghost", 20).await.unwrap().is_empty());
+        assert!(
+            b.list_entities(&EntityQuery::new(key.clone()))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            b.search_entities(&key, "ghost", 20)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(b.get_vault(424242).await.unwrap().is_none());
         let upd = VaultUpdate {
             title: Some("x".into()),
             ..Default::default()
         };
         assert!(!b.update_vault(424242, &upd).await.unwrap());
-        assert!(!b.update_todo_status(424242, todo_status::COMPLETED, None).await.unwrap());
+        assert!(
+            !b.update_todo_status(424242, todo_status::COMPLETED, None)
+                .await
+                .unwrap()
+        );
         assert!(b.get_conversation(424242).await.unwrap().is_none());
         let cu = ConversationUpdate {
             title: Some("t".into()),
             status: None,
         };
         assert!(b.update_conversation(424242, &cu).await.unwrap().is_none());
-        assert!(b.update_conversation(424242, &ConversationUpdate::default()).await.unwrap().is_none());
+        assert!(
+            b.update_conversation(424242, &ConversationUpdate::default())
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(!b.delete_conversation(424242).await.unwrap());
         assert!(b.get_message(424242, true).await.unwrap().is_none());
         let mu = MessageUpdate {
@@ -228,22 +263,49 @@ pub mod cases {
         };
         assert!(b.update_message(424242, &mu).await.unwrap().is_none());
         assert!(!b.append_message_content(424242, "x", 1).await.unwrap());
-        assert!(!b.update_message_metadata(424242, &JsonMap::new()).await.unwrap());
-        assert!(!b.mark_message_finished(424242, FinishStatus::Completed, None).await.unwrap());
+        assert!(
+            !b.update_message_metadata(424242, &JsonMap::new())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !b.mark_message_finished(424242, FinishStatus::Completed, None)
+                .await
+                .unwrap()
+        );
         assert!(!b.interrupt_message(424242).await.unwrap());
         assert!(!b.delete_message(424242).await.unwrap());
         assert!(b.get_message_thinking(424242).await.unwrap().is_empty());
         assert_eq!(b.clear_message_thinking(424242).await.unwrap(), 0);
-        assert!(b.get_conversation_messages(424242).await.unwrap().is_empty());
-        assert!(b.get_vaults(&VaultQuery::default()).await.unwrap().is_empty());
+        assert!(
+            b.get_conversation_messages(424242)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            b.get_vaults(&VaultQuery::default())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(b.get_todos(&TodoQuery::default()).await.unwrap().is_empty());
         assert!(b.get_tips(&TipQuery::default()).await.unwrap().is_empty());
-        let page = b.get_conversation_list(&ConversationQuery::default()).await.unwrap();
+        let page = b
+            .get_conversation_list(&ConversationQuery::default())
+            .await
+            .unwrap();
         assert_eq!((page.items.len(), page.total), (0, 0));
         // Missing parents of dependent rows are NotFound errors (the write could not happen).
-        let e = b.create_message(&NewMessage::new(424242, "user", "hi")).await.unwrap_err();
+        let e = b
+            .create_message(&NewMessage::new(424242, "user", "hi"))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-        let e = b.add_message_thinking(&NewThinking::new(424242, "hmm")).await.unwrap_err();
+        let e = b
+            .add_message_thinking(&NewThinking::new(424242, "hmm"))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     }
 
@@ -257,14 +319,19 @@ pub mod cases {
             TenantKey::new("u2", "d1", "a1"),
         ];
         for (i, k) in keys.iter().enumerate() {
-            b.upsert_profile(&ProfileUpsert::new(k.clone(), format!("profile {i}"))).await.unwrap();
+            b.upsert_profile(&ProfileUpsert::new(k.clone(), format!("profile {i}")))
+                .await
+                .unwrap();
             let mut e = EntityUpsert::new(k.clone(), "Bob", format!("bob as seen by tenant {i}"));
             e.aliases = vec![format!("alias{i}")];
             b.upsert_entity(&e).await.unwrap();
         }
         let mut ids = BTreeSet::new();
         for (i, k) in keys.iter().enumerate() {
-            assert_eq!(b.get_profile(k).await.unwrap().unwrap().content, format!("profile {i}"));
+            assert_eq!(
+                b.get_profile(k).await.unwrap().unwrap().content,
+                format!("profile {i}")
+            );
             let e = b.get_entity(k, "Bob").await.unwrap().unwrap();
             assert_eq!(e.content, format!("bob as seen by tenant {i}"));
             ids.insert(e.id);
@@ -274,15 +341,28 @@ pub mod cases {
             assert_eq!(found.len(), 1);
             assert_eq!(found[0].content, format!("bob as seen by tenant {i}"));
             for (j, _) in keys.iter().enumerate().filter(|(j, _)| *j != i) {
-                assert!(b.search_entities(k, &format!("alias{j}"), 20).await.unwrap().is_empty());
+                assert!(
+                    b.search_entities(k, &format!("alias{j}"), 20)
+                        .await
+                        .unwrap()
+                        .is_empty()
+                );
             }
         }
         assert_eq!(ids.len(), keys.len(), "one entity id per tenant");
-        assert!(b.get_profile(&TenantKey::user("u1")).await.unwrap().is_none());
+        assert!(
+            b.get_profile(&TenantKey::user("u1"))
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(b.delete_profile(&keys[0]).await.unwrap());
         assert!(b.delete_entity(&keys[0], "Bob").await.unwrap());
         for k in &keys[1..] {
-            assert!(b.get_profile(k).await.unwrap().is_some(), "delete touched another tenant");
+            assert!(
+                b.get_profile(k).await.unwrap().is_some(),
+                "delete touched another tenant"
+            );
             assert!(b.get_entity(k, "Bob").await.unwrap().is_some());
         }
     }
@@ -302,7 +382,10 @@ pub mod cases {
             metadata: meta(json!({"owner": "alice", "tags": ["x"], "score": 0.5})),
         };
         let id = b.upsert_entity(&e).await.unwrap();
-        assert!(uuid::Uuid::parse_str(&id).is_ok(), "entity id {id} is a UUID");
+        assert!(
+            uuid::Uuid::parse_str(&id).is_ok(),
+            "entity id {id} is a UUID"
+        );
         let got = b.get_entity(&key, &e.entity_name).await.unwrap().unwrap();
         assert_eq!(got.id, id);
         assert_eq!(got.user_id, "u");
@@ -328,9 +411,20 @@ pub mod cases {
         assert!(got2.aliases.is_empty() && got2.summary.is_none());
         assert_eq!(got2.created_at, got.created_at);
         assert!(got2.updated_at > got.updated_at);
-        assert_eq!(b.list_entities(&EntityQuery::new(key.clone())).await.unwrap().len(), 1);
+        assert_eq!(
+            b.list_entities(&EntityQuery::new(key.clone()))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         // Names are exact: case and surrounding text matter.
-        assert!(b.get_entity(&key, "project ünïcode 项目").await.unwrap().is_none());
+        assert!(
+            b.get_entity(&key, "project ünïcode 项目")
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     /// Substring search over name, content and aliases; literal wildcards; recency order; limit.
@@ -345,35 +439,86 @@ pub mod cases {
         bob.aliases = vec!["Roberto".into(), "北京人".into()];
         b.upsert_entity(&bob).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-        b.upsert_entity(&EntityUpsert::new(key.clone(), "Carol", "apollo program historian"))
-            .await
-            .unwrap();
+        b.upsert_entity(&EntityUpsert::new(
+            key.clone(),
+            "Carol",
+            "apollo program historian",
+        ))
+        .await
+        .unwrap();
 
         let names = |v: Vec<Entity>| v.into_iter().map(|e| e.entity_name).collect::<Vec<_>>();
         // By name, case-insensitive (ASCII).
-        assert_eq!(names(b.search_entities(&key, "alice", 20).await.unwrap()), ["Alice Smith"]);
+        assert_eq!(
+            names(b.search_entities(&key, "alice", 20).await.unwrap()),
+            ["Alice Smith"]
+        );
         // By content; most recently updated first.
-        assert_eq!(names(b.search_entities(&key, "APOLLO", 20).await.unwrap()), ["Carol", "Alice Smith"]);
+        assert_eq!(
+            names(b.search_entities(&key, "APOLLO", 20).await.unwrap()),
+            ["Carol", "Alice Smith"]
+        );
         // By alias, including non-ASCII and short queries.
-        assert_eq!(names(b.search_entities(&key, "robert", 20).await.unwrap()), ["Bob"]);
-        assert_eq!(names(b.search_entities(&key, "北京", 20).await.unwrap()), ["Bob"]);
-        assert_eq!(names(b.search_entities(&key, "Al", 20).await.unwrap()), ["Alice Smith"]);
+        assert_eq!(
+            names(b.search_entities(&key, "robert", 20).await.unwrap()),
+            ["Bob"]
+        );
+        assert_eq!(
+            names(b.search_entities(&key, "北京", 20).await.unwrap()),
+            ["Bob"]
+        );
+        assert_eq!(
+            names(b.search_entities(&key, "Al", 20).await.unwrap()),
+            ["Alice Smith"]
+        );
         // `%` and `_` are literal characters, not wildcards.
-        assert_eq!(names(b.search_entities(&key, "100%", 20).await.unwrap()), ["Bob"]);
-        assert_eq!(names(b.search_entities(&key, "t_2", 20).await.unwrap()), ["Bob"]);
+        assert_eq!(
+            names(b.search_entities(&key, "100%", 20).await.unwrap()),
+            ["Bob"]
+        );
+        assert_eq!(
+            names(b.search_entities(&key, "t_2", 20).await.unwrap()),
+            ["Bob"]
+        );
         assert!(b.search_entities(&key, "%", 20).await.unwrap().len() == 1);
-        assert!(b.search_entities(&key, "A_ice", 20).await.unwrap().is_empty());
-        assert!(b.search_entities(&key, "zzz-no-match", 20).await.unwrap().is_empty());
+        assert!(
+            b.search_entities(&key, "A_ice", 20)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            b.search_entities(&key, "zzz-no-match", 20)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // Empty query: everything of the tenant, newest first; limit applies.
-        assert_eq!(names(b.search_entities(&key, "", 20).await.unwrap()), ["Carol", "Bob", "Alice Smith"]);
+        assert_eq!(
+            names(b.search_entities(&key, "", 20).await.unwrap()),
+            ["Carol", "Bob", "Alice Smith"]
+        );
         assert_eq!(b.search_entities(&key, "", 2).await.unwrap().len(), 2);
         assert_eq!(b.search_entities(&key, "o", 1).await.unwrap().len(), 1);
         // Updates are searchable immediately, old text no longer matches.
-        b.upsert_entity(&EntityUpsert::new(key.clone(), "Carol", "now a painter")).await.unwrap();
-        assert_eq!(names(b.search_entities(&key, "apollo", 20).await.unwrap()), ["Alice Smith"]);
-        assert_eq!(names(b.search_entities(&key, "painter", 20).await.unwrap()), ["Carol"]);
+        b.upsert_entity(&EntityUpsert::new(key.clone(), "Carol", "now a painter"))
+            .await
+            .unwrap();
+        assert_eq!(
+            names(b.search_entities(&key, "apollo", 20).await.unwrap()),
+            ["Alice Smith"]
+        );
+        assert_eq!(
+            names(b.search_entities(&key, "painter", 20).await.unwrap()),
+            ["Carol"]
+        );
         b.delete_entity(&key, "Carol").await.unwrap();
-        assert!(b.search_entities(&key, "painter", 20).await.unwrap().is_empty());
+        assert!(
+            b.search_entities(&key, "painter", 20)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     /// Pages of `list_entities` cover everything once; the type filter applies.
@@ -407,7 +552,11 @@ pub mod cases {
         };
         let people = b.list_entities(&q).await.unwrap();
         assert_eq!(people.len(), 5);
-        assert!(people.iter().all(|e| e.entity_type.as_deref() == Some("person")));
+        assert!(
+            people
+                .iter()
+                .all(|e| e.entity_type.as_deref() == Some("person"))
+        );
         let q = EntityQuery {
             key: key.clone(),
             entity_type: None,
@@ -428,43 +577,98 @@ pub mod cases {
     pub async fn bad_input_is_rejected_and_nothing_written(h: &dyn DocumentKitHarness) {
         let b = h.fresh().await;
         let empty_user = TenantKey::new("", "d", "a");
-        assert_invalid(b.upsert_profile(&ProfileUpsert::new(empty_user.clone(), "x")).await, "user_id");
+        assert_invalid(
+            b.upsert_profile(&ProfileUpsert::new(empty_user.clone(), "x"))
+                .await,
+            "user_id",
+        );
         assert_invalid(b.get_profile(&empty_user).await, "user_id");
-        assert_invalid(b.get_profile(&TenantKey::new("u", "", "a")).await, "device_id");
-        assert_invalid(b.get_profile(&TenantKey::new("u", "d", "a\u{0}b")).await, "agent_id");
+        assert_invalid(
+            b.get_profile(&TenantKey::new("u", "", "a")).await,
+            "device_id",
+        );
+        assert_invalid(
+            b.get_profile(&TenantKey::new("u", "d", "a\u{0}b")).await,
+            "agent_id",
+        );
         let mut p = ProfileUpsert::new(TenantKey::user("u"), "x");
         p.importance = 11;
         assert_invalid(b.upsert_profile(&p).await, "importance");
-        assert!(b.get_profile(&TenantKey::user("u")).await.unwrap().is_none(), "nothing written");
-        assert_invalid(b.upsert_entity(&EntityUpsert::new(TenantKey::user("u"), "", "x")).await, "entity_name");
-        assert_invalid(b.upsert_entity(&EntityUpsert::new(empty_user.clone(), "n", "x")).await, "user_id");
-        assert!(b.list_entities(&EntityQuery::new(TenantKey::user("u"))).await.unwrap().is_empty());
+        assert!(
+            b.get_profile(&TenantKey::user("u"))
+                .await
+                .unwrap()
+                .is_none(),
+            "nothing written"
+        );
+        assert_invalid(
+            b.upsert_entity(&EntityUpsert::new(TenantKey::user("u"), "", "x"))
+                .await,
+            "entity_name",
+        );
+        assert_invalid(
+            b.upsert_entity(&EntityUpsert::new(empty_user.clone(), "n", "x"))
+                .await,
+            "user_id",
+        );
+        assert!(
+            b.list_entities(&EntityQuery::new(TenantKey::user("u")))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let q = EntityQuery {
             limit: MAX_LIST_LIMIT + 1,
             ..EntityQuery::new(TenantKey::user("u"))
         };
         assert_invalid(b.list_entities(&q).await, "limit");
-        assert_invalid(b.search_entities(&TenantKey::user("u"), "x", MAX_LIST_LIMIT + 1).await, "limit");
+        assert_invalid(
+            b.search_entities(&TenantKey::user("u"), "x", MAX_LIST_LIMIT + 1)
+                .await,
+            "limit",
+        );
         let mut t = NewTodo::new("do it");
         t.status = 7;
         assert_invalid(b.insert_todo(&t).await, "status");
         let mut t = NewTodo::new("do it");
         t.urgency = -1;
         assert_invalid(b.insert_todo(&t).await, "urgency");
-        assert!(b.get_todos(&TodoQuery::default()).await.unwrap().is_empty(), "nothing written");
+        assert!(
+            b.get_todos(&TodoQuery::default()).await.unwrap().is_empty(),
+            "nothing written"
+        );
         let id = b.insert_todo(&NewTodo::new("real")).await.unwrap();
         assert_invalid(b.update_todo_status(id, -3, None).await, "status");
-        assert_eq!(b.get_todos(&TodoQuery::default()).await.unwrap()[0].status, todo_status::PENDING);
+        assert_eq!(
+            b.get_todos(&TodoQuery::default()).await.unwrap()[0].status,
+            todo_status::PENDING
+        );
         assert_invalid(b.update_vault(1, &VaultUpdate::default()).await, "no field");
-        assert_invalid(b.insert_vaults(&NewVault::new("t", "s", "c", "")).await, "document_type");
         assert_invalid(
-            b.create_conversation(&NewConversation::new("a-page-name-longer-than-twenty")).await,
+            b.insert_vaults(&NewVault::new("t", "s", "c", "")).await,
+            "document_type",
+        );
+        assert_invalid(
+            b.create_conversation(&NewConversation::new("a-page-name-longer-than-twenty"))
+                .await,
             "page_name",
         );
-        assert_invalid(b.create_conversation(&NewConversation::new("")).await, "page_name");
-        let c = b.create_conversation(&NewConversation::new("home")).await.unwrap();
-        assert_invalid(b.create_message(&NewMessage::new(c.id, "", "x")).await, "role");
-        let m = b.create_message(&NewMessage::new(c.id, "user", "x")).await.unwrap();
+        assert_invalid(
+            b.create_conversation(&NewConversation::new("")).await,
+            "page_name",
+        );
+        let c = b
+            .create_conversation(&NewConversation::new("home"))
+            .await
+            .unwrap();
+        assert_invalid(
+            b.create_message(&NewMessage::new(c.id, "", "x")).await,
+            "role",
+        );
+        let m = b
+            .create_message(&NewMessage::new(c.id, "user", "x"))
+            .await
+            .unwrap();
         let mut th = NewThinking::new(m.id, "x");
         th.progress = f64::NAN;
         assert_invalid(b.add_message_thinking(&th).await, "progress");
@@ -491,10 +695,14 @@ pub mod cases {
         assert_invalid(b.save_monitoring_data_stats(&s).await, "count");
         assert!(b.query_monitoring_token_usage(24).await.unwrap().is_empty());
         assert!(b.query_monitoring_data_stats(24).await.unwrap().is_empty());
-        assert_invalid(b.query_monitoring_data_stats_trend(24, 0).await, "interval_hours");
+        assert_invalid(
+            b.query_monitoring_data_stats_trend(24, 0).await,
+            "interval_hours",
+        );
         let now = time::now();
         assert_invalid(
-            b.query_monitoring_data_stats_by_range(now, now - Duration::hours(1)).await,
+            b.query_monitoring_data_stats_by_range(now, now - Duration::hours(1))
+                .await,
             "before",
         );
     }
@@ -511,7 +719,11 @@ pub mod cases {
             "line\nbreak\ttab\r\n",
         ];
         for (i, text) in nasty.iter().enumerate() {
-            let key = TenantKey::new(format!("user {text}").replace(['\n', '\t', '\r', '\u{202e}'], " "), "d", "a");
+            let key = TenantKey::new(
+                format!("user {text}").replace(['\n', '\t', '\r', '\u{202e}'], " "),
+                "d",
+                "a",
+            );
             let mut p = ProfileUpsert::new(key.clone(), *text);
             p.summary = Some(text.to_string());
             p.keywords = vec![text.to_string()];
@@ -522,9 +734,21 @@ pub mod cases {
             assert_eq!(got.summary.as_deref(), Some(*text));
             assert_eq!(got.keywords, vec![text.to_string()]);
             assert_eq!(got.metadata, p.metadata);
-            let ent_name = format!("entity {i} {}", text.replace(['\n', '\t', '\r', '\u{202e}'], " "));
-            b.upsert_entity(&EntityUpsert::new(key.clone(), ent_name.clone(), *text)).await.unwrap();
-            assert_eq!(b.get_entity(&key, &ent_name).await.unwrap().unwrap().content, *text);
+            let ent_name = format!(
+                "entity {i} {}",
+                text.replace(['\n', '\t', '\r', '\u{202e}'], " ")
+            );
+            b.upsert_entity(&EntityUpsert::new(key.clone(), ent_name.clone(), *text))
+                .await
+                .unwrap();
+            assert_eq!(
+                b.get_entity(&key, &ent_name)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .content,
+                *text
+            );
             let found = b.search_entities(&key, text, 5).await.unwrap();
             assert_eq!(found.len(), 1, "search for {text:?}");
             let tip = b.insert_tip(text).await.unwrap();
@@ -532,8 +756,14 @@ pub mod cases {
         }
         // NUL inside content: stored verbatim, or refused as InvalidInput; never truncated.
         let key = TenantKey::user("nul");
-        match b.upsert_profile(&ProfileUpsert::new(key.clone(), "before\u{0}after")).await {
-            Ok(()) => assert_eq!(b.get_profile(&key).await.unwrap().unwrap().content, "before\u{0}after"),
+        match b
+            .upsert_profile(&ProfileUpsert::new(key.clone(), "before\u{0}after"))
+            .await
+        {
+            Ok(()) => assert_eq!(
+                b.get_profile(&key).await.unwrap().unwrap().content,
+                "before\u{0}after"
+            ),
             Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}"),
         }
         // The tables are all still there.
@@ -554,7 +784,10 @@ pub mod cases {
         doc.tags = Some("work,weekly".into());
         doc.parent_id = Some(folder_id);
         let doc_id = b.insert_vaults(&doc).await.unwrap();
-        let note_id = b.insert_vaults(&NewVault::new("A note", "", "text", "Note")).await.unwrap();
+        let note_id = b
+            .insert_vaults(&NewVault::new("A note", "", "text", "Note"))
+            .await
+            .unwrap();
         assert!(folder_id < doc_id && doc_id < note_id, "ids increase");
 
         let got = b.get_vault(doc_id).await.unwrap().unwrap();
@@ -571,7 +804,11 @@ pub mod cases {
         assert!(b.get_vault(folder_id).await.unwrap().unwrap().is_folder);
 
         let all = b.get_vaults(&VaultQuery::default()).await.unwrap();
-        assert_eq!(all.iter().map(|v| v.id).collect::<Vec<_>>(), [note_id, doc_id, folder_id], "newest first");
+        assert_eq!(
+            all.iter().map(|v| v.id).collect::<Vec<_>>(),
+            [note_id, doc_id, folder_id],
+            "newest first"
+        );
         let q = VaultQuery {
             document_type: Some("Report".into()),
             ..Default::default()
@@ -610,7 +847,11 @@ pub mod cases {
         assert!(b.update_vault(doc_id, &upd).await.unwrap());
         let got2 = b.get_vault(doc_id).await.unwrap().unwrap();
         assert_eq!(got2.title.as_deref(), Some("Renamed"));
-        assert_eq!(got2.summary.as_deref(), Some("sum"), "unset fields are kept");
+        assert_eq!(
+            got2.summary.as_deref(),
+            Some("sum"),
+            "unset fields are kept"
+        );
         assert_eq!(got2.tags, None);
         assert_eq!(got2.parent_id, None);
         assert!(got2.is_deleted);
@@ -651,7 +892,10 @@ pub mod cases {
         let high = b.insert_todo(&high).await.unwrap();
 
         let all = b.get_todos(&TodoQuery::default()).await.unwrap();
-        assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), [high, id, low]);
+        assert_eq!(
+            all.iter().map(|t| t.id).collect::<Vec<_>>(),
+            [high, id, low]
+        );
         let got = all.iter().find(|t| t.id == id).unwrap();
         assert_eq!(got.content.as_deref(), Some("write the report"));
         assert_eq!(got.start_time, Some(start), "instant preserved");
@@ -662,7 +906,12 @@ pub mod cases {
         assert_eq!(got.reason.as_deref(), Some("asked in chat"));
         assert_recent(&got.created_at);
         let low_row = all.iter().find(|t| t.id == low).unwrap();
-        assert_recent(low_row.start_time.as_ref().expect("start_time defaults to now"));
+        assert_recent(
+            low_row
+                .start_time
+                .as_ref()
+                .expect("start_time defaults to now"),
+        );
         assert_eq!(low_row.end_time, None);
 
         let q = TodoQuery {
@@ -670,19 +919,44 @@ pub mod cases {
             end_time: Some(ts("2025-03-03T00:00:00Z")),
             ..Default::default()
         };
-        assert_eq!(b.get_todos(&q).await.unwrap().iter().map(|t| t.id).collect::<Vec<_>>(), [id]);
+        assert_eq!(
+            b.get_todos(&q)
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>(),
+            [id]
+        );
 
-        assert!(b.update_todo_status(low, todo_status::COMPLETED, None).await.unwrap());
+        assert!(
+            b.update_todo_status(low, todo_status::COMPLETED, None)
+                .await
+                .unwrap()
+        );
         let done_q = TodoQuery {
             status: Some(todo_status::COMPLETED),
             ..Default::default()
         };
         let done = b.get_todos(&done_q).await.unwrap();
         assert_eq!(done.len(), 1);
-        assert_recent(done[0].end_time.as_ref().expect("completing stamps end_time"));
+        assert_recent(
+            done[0]
+                .end_time
+                .as_ref()
+                .expect("completing stamps end_time"),
+        );
         let explicit = ts("2030-01-01T00:00:00Z");
-        assert!(b.update_todo_status(id, todo_status::COMPLETED, Some(explicit)).await.unwrap());
-        assert!(b.update_todo_status(high, todo_status::PENDING, None).await.unwrap());
+        assert!(
+            b.update_todo_status(id, todo_status::COMPLETED, Some(explicit))
+                .await
+                .unwrap()
+        );
+        assert!(
+            b.update_todo_status(high, todo_status::PENDING, None)
+                .await
+                .unwrap()
+        );
         let pending = b
             .get_todos(&TodoQuery {
                 status: Some(todo_status::PENDING),
@@ -692,7 +966,10 @@ pub mod cases {
             .unwrap();
         assert_eq!(pending.iter().map(|t| t.id).collect::<Vec<_>>(), [high]);
         let all = b.get_todos(&TodoQuery::default()).await.unwrap();
-        assert_eq!(all.iter().find(|t| t.id == id).unwrap().end_time, Some(explicit));
+        assert_eq!(
+            all.iter().find(|t| t.id == id).unwrap().end_time,
+            Some(explicit)
+        );
     }
 
     /// Tips round-trip, newest first, with paging and time bounds.
@@ -714,7 +991,12 @@ pub mod cases {
             })
             .await
             .unwrap();
-        assert_eq!(page.iter().map(|t| t.content.clone().unwrap()).collect::<Vec<_>>(), ["tip 2", "tip 1"]);
+        assert_eq!(
+            page.iter()
+                .map(|t| t.content.clone().unwrap())
+                .collect::<Vec<_>>(),
+            ["tip 2", "tip 1"]
+        );
         let none = b
             .get_tips(&TipQuery {
                 end_time: Some(time::now() - Duration::hours(1)),
@@ -749,15 +1031,24 @@ pub mod cases {
         assert_recent(&c1.created_at);
         assert_eq!(b.get_conversation(c1.id).await.unwrap().unwrap(), c1);
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-        let c2 = b.create_conversation(&NewConversation::new("creation")).await.unwrap();
+        let c2 = b
+            .create_conversation(&NewConversation::new("creation"))
+            .await
+            .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         let mut n3 = NewConversation::new("home");
         n3.user_id = Some("u2".into());
         let c3 = b.create_conversation(&n3).await.unwrap();
 
-        let page = b.get_conversation_list(&ConversationQuery::default()).await.unwrap();
+        let page = b
+            .get_conversation_list(&ConversationQuery::default())
+            .await
+            .unwrap();
         assert_eq!(page.total, 3);
-        assert_eq!(page.items.iter().map(|c| c.id).collect::<Vec<_>>(), [c3.id, c2.id, c1.id]);
+        assert_eq!(
+            page.items.iter().map(|c| c.id).collect::<Vec<_>>(),
+            [c3.id, c2.id, c1.id]
+        );
         let q = ConversationQuery {
             limit: 1,
             offset: 1,
@@ -782,14 +1073,30 @@ pub mod cases {
         let c1b = b.update_conversation(c1.id, &u).await.unwrap().unwrap();
         assert_eq!(c1b.title.as_deref(), Some("Renamed"));
         assert!(c1b.updated_at > c1.updated_at);
-        let unchanged = b.update_conversation(c1.id, &ConversationUpdate::default()).await.unwrap().unwrap();
+        let unchanged = b
+            .update_conversation(c1.id, &ConversationUpdate::default())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(unchanged, c1b, "an empty update changes nothing");
-        let first = b.get_conversation_list(&ConversationQuery::default()).await.unwrap();
+        let first = b
+            .get_conversation_list(&ConversationQuery::default())
+            .await
+            .unwrap();
         assert_eq!(first.items[0].id, c1.id, "renaming moves it to the top");
 
         assert!(b.delete_conversation(c2.id).await.unwrap());
-        assert_eq!(b.get_conversation(c2.id).await.unwrap().unwrap().status, "deleted");
-        assert_eq!(b.get_conversation_list(&ConversationQuery::default()).await.unwrap().total, 2);
+        assert_eq!(
+            b.get_conversation(c2.id).await.unwrap().unwrap().status,
+            "deleted"
+        );
+        assert_eq!(
+            b.get_conversation_list(&ConversationQuery::default())
+                .await
+                .unwrap()
+                .total,
+            2
+        );
         let any = ConversationQuery {
             status: None,
             ..Default::default()
@@ -799,18 +1106,31 @@ pub mod cases {
             status: Some(ConversationStatus::Deleted),
             ..Default::default()
         };
-        assert_eq!(b.get_conversation_list(&deleted).await.unwrap().items[0].id, c2.id);
+        assert_eq!(
+            b.get_conversation_list(&deleted).await.unwrap().items[0].id,
+            c2.id
+        );
         let restore = ConversationUpdate {
             title: None,
             status: Some(ConversationStatus::Active),
         };
-        assert_eq!(b.update_conversation(c2.id, &restore).await.unwrap().unwrap().status, "active");
+        assert_eq!(
+            b.update_conversation(c2.id, &restore)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            "active"
+        );
     }
 
     /// Messages: create, stream, append, replace, finish, interrupt, list, delete.
     pub async fn message_lifecycle(h: &dyn DocumentKitHarness) {
         let b = h.fresh().await;
-        let conv = b.create_conversation(&NewConversation::new("home")).await.unwrap();
+        let conv = b
+            .create_conversation(&NewConversation::new("home"))
+            .await
+            .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         let mut nm = NewMessage::new(conv.id, "user", "hello 👋");
         nm.token_count = 3;
@@ -828,7 +1148,10 @@ pub mod cases {
         assert!(m1.completed_at.is_some());
         assert!(m1.thinking.is_empty());
         let conv_after = b.get_conversation(conv.id).await.unwrap().unwrap();
-        assert!(conv_after.updated_at > conv.updated_at, "a new message touches the conversation");
+        assert!(
+            conv_after.updated_at > conv.updated_at,
+            "a new message touches the conversation"
+        );
 
         let parent = m1.id.to_string();
         let mut md = JsonMap::new();
@@ -843,7 +1166,11 @@ pub mod cases {
         assert_eq!(m2.parent_message_id.as_deref(), Some(parent.as_str()));
         assert_eq!(m2.metadata, md);
         assert!(b.append_message_content(m2.id, "Hel", 1).await.unwrap());
-        assert!(b.append_message_content(m2.id, "lo '; --", 2).await.unwrap());
+        assert!(
+            b.append_message_content(m2.id, "lo '; --", 2)
+                .await
+                .unwrap()
+        );
         let got = b.get_message(m2.id, false).await.unwrap().unwrap();
         assert_eq!(got.content, "Hello '; --");
         assert_eq!(got.token_count, 3);
@@ -855,7 +1182,10 @@ pub mod cases {
             token_count: Some(9),
         };
         let got = b.update_message(m2.id, &u).await.unwrap().unwrap();
-        assert_eq!((got.content.as_str(), got.token_count, got.status.as_str()), ("Replaced", 9, "completed"));
+        assert_eq!(
+            (got.content.as_str(), got.token_count, got.status.as_str()),
+            ("Replaced", 9, "completed")
+        );
         assert!(got.completed_at.is_some());
         let u = MessageUpdate {
             new_content: "Again".into(),
@@ -863,13 +1193,28 @@ pub mod cases {
             token_count: None,
         };
         let got = b.update_message(m2.id, &u).await.unwrap().unwrap();
-        assert_eq!((got.status.as_str(), got.completed_at, got.token_count), ("streaming", None, 9));
+        assert_eq!(
+            (got.status.as_str(), got.completed_at, got.token_count),
+            ("streaming", None, 9)
+        );
 
-        assert!(b.mark_message_finished(m2.id, FinishStatus::Failed, Some("boom")).await.unwrap());
+        assert!(
+            b.mark_message_finished(m2.id, FinishStatus::Failed, Some("boom"))
+                .await
+                .unwrap()
+        );
         let got = b.get_message(m2.id, false).await.unwrap().unwrap();
-        assert_eq!((got.status.as_str(), got.error_message.as_str()), ("failed", "boom"));
+        assert_eq!(
+            (got.status.as_str(), got.error_message.as_str()),
+            ("failed", "boom")
+        );
         assert!(got.completed_at.is_some());
-        assert!(b.mark_message_finished(m2.id, FinishStatus::Failed, None).await.unwrap(), "already failed");
+        assert!(
+            b.mark_message_finished(m2.id, FinishStatus::Failed, None)
+                .await
+                .unwrap(),
+            "already failed"
+        );
         assert!(b.interrupt_message(m2.id).await.unwrap());
         let got = b.get_message(m2.id, false).await.unwrap().unwrap();
         assert_eq!(got.status, "cancelled");
@@ -877,44 +1222,86 @@ pub mod cases {
 
         let md2 = meta(json!({"rating": 5}));
         assert!(b.update_message_metadata(m2.id, &md2).await.unwrap());
-        assert_eq!(b.get_message(m2.id, false).await.unwrap().unwrap().metadata, md2);
+        assert_eq!(
+            b.get_message(m2.id, false).await.unwrap().unwrap().metadata,
+            md2
+        );
 
-        b.add_message_thinking(&NewThinking::new(m2.id, "step one")).await.unwrap();
+        b.add_message_thinking(&NewThinking::new(m2.id, "step one"))
+            .await
+            .unwrap();
         let all = b.get_conversation_messages(conv.id).await.unwrap();
         assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), [m1.id, m2.id]);
         assert_eq!(all[1].thinking.len(), 1);
-        assert_eq!(b.get_message(m2.id, true).await.unwrap().unwrap().thinking.len(), 1);
-        assert!(b.get_message(m2.id, false).await.unwrap().unwrap().thinking.is_empty());
+        assert_eq!(
+            b.get_message(m2.id, true)
+                .await
+                .unwrap()
+                .unwrap()
+                .thinking
+                .len(),
+            1
+        );
+        assert!(
+            b.get_message(m2.id, false)
+                .await
+                .unwrap()
+                .unwrap()
+                .thinking
+                .is_empty()
+        );
 
         assert!(b.delete_message(m2.id).await.unwrap());
         assert!(b.get_message(m2.id, true).await.unwrap().is_none());
-        assert!(b.get_message_thinking(m2.id).await.unwrap().is_empty(), "thinking goes with its message");
+        assert!(
+            b.get_message_thinking(m2.id).await.unwrap().is_empty(),
+            "thinking goes with its message"
+        );
         assert_eq!(b.get_conversation_messages(conv.id).await.unwrap().len(), 1);
     }
 
     /// Thinking records: automatic sequence numbers, explicit ones, order, clearing.
     pub async fn message_thinking_sequence(h: &dyn DocumentKitHarness) {
         let b = h.fresh().await;
-        let conv = b.create_conversation(&NewConversation::new("home")).await.unwrap();
-        let m = b.create_message(&NewMessage::new(conv.id, "assistant", "")).await.unwrap();
+        let conv = b
+            .create_conversation(&NewConversation::new("home"))
+            .await
+            .unwrap();
+        let m = b
+            .create_message(&NewMessage::new(conv.id, "assistant", ""))
+            .await
+            .unwrap();
         let mut first = NewThinking::new(m.id, "analysing intent");
         first.stage = Some("intent_analysis".into());
         first.progress = 0.25;
         first.metadata = meta(json!({"tool": "search"}));
         let id0 = b.add_message_thinking(&first).await.unwrap();
-        let id1 = b.add_message_thinking(&NewThinking::new(m.id, "gathering")).await.unwrap();
+        let id1 = b
+            .add_message_thinking(&NewThinking::new(m.id, "gathering"))
+            .await
+            .unwrap();
         let mut late = NewThinking::new(m.id, "explicit 10");
         late.sequence = Some(10);
         b.add_message_thinking(&late).await.unwrap();
         let mut early = NewThinking::new(m.id, "explicit 5");
         early.sequence = Some(5);
         b.add_message_thinking(&early).await.unwrap();
-        b.add_message_thinking(&NewThinking::new(m.id, "after max")).await.unwrap();
+        b.add_message_thinking(&NewThinking::new(m.id, "after max"))
+            .await
+            .unwrap();
 
         let th = b.get_message_thinking(m.id).await.unwrap();
         assert_eq!(
-            th.iter().map(|t| (t.sequence, t.content.as_str())).collect::<Vec<_>>(),
-            [(0, "analysing intent"), (1, "gathering"), (5, "explicit 5"), (10, "explicit 10"), (11, "after max")]
+            th.iter()
+                .map(|t| (t.sequence, t.content.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                (0, "analysing intent"),
+                (1, "gathering"),
+                (5, "explicit 5"),
+                (10, "explicit 10"),
+                (11, "after max")
+            ]
         );
         assert_eq!(th[0].id, id0);
         assert_eq!(th[1].id, id1);
@@ -943,7 +1330,14 @@ pub mod cases {
         }
         let tu = b.query_monitoring_token_usage(24).await.unwrap();
         assert_eq!(tu.len(), 1);
-        assert_eq!((tu[0].prompt_tokens, tu[0].completion_tokens, tu[0].total_tokens), (11, 7, 18));
+        assert_eq!(
+            (
+                tu[0].prompt_tokens,
+                tu[0].completion_tokens,
+                tu[0].total_tokens
+            ),
+            (11, 7, 18)
+        );
         assert_eq!(tu[0].model, "gpt-x");
         assert_eq!(tu[0].time_bucket, monitoring_bucket(&now));
 
@@ -960,8 +1354,19 @@ pub mod cases {
         let st = b.query_monitoring_stage_timing(24).await.unwrap();
         assert_eq!(st.len(), 1);
         let s = &st[0];
-        assert_eq!((s.count, s.total_duration_ms, s.min_duration_ms, s.max_duration_ms), (3, 210, 40, 100));
-        assert_eq!((s.avg_duration_ms, s.success_count, s.error_count), (70, 2, 1));
+        assert_eq!(
+            (
+                s.count,
+                s.total_duration_ms,
+                s.min_duration_ms,
+                s.max_duration_ms
+            ),
+            (3, 210, 40, 100)
+        );
+        assert_eq!(
+            (s.avg_duration_ms, s.success_count, s.error_count),
+            (70, 2, 1)
+        );
         assert_eq!(s.metadata.as_deref(), Some("m"));
 
         let two_hours_ago = now - Duration::hours(2);
@@ -984,7 +1389,9 @@ pub mod cases {
         }
         let ds = b.query_monitoring_data_stats(24).await.unwrap();
         let find = |v: &[DataStatsRecord], ct: Option<&str>| {
-            v.iter().find(|r| r.context_type.as_deref() == ct).map(|r| r.count)
+            v.iter()
+                .find(|r| r.context_type.as_deref() == ct)
+                .map(|r| r.count)
         };
         assert_eq!(ds.len(), 2, "{ds:?}");
         assert_eq!(find(&ds, None), Some(5), "a NULL context type is one group");
@@ -996,7 +1403,10 @@ pub mod cases {
         assert_eq!(find(&ranged, Some("event")), Some(4));
         let trend = b.query_monitoring_data_stats_trend(24, 1).await.unwrap();
         assert_eq!(trend.len(), 3, "{trend:?}");
-        assert!(trend.windows(2).all(|w| w[0].timestamp <= w[1].timestamp), "oldest first");
+        assert!(
+            trend.windows(2).all(|w| w[0].timestamp <= w[1].timestamp),
+            "oldest first"
+        );
         let trend = b.query_monitoring_data_stats_trend(24, 24).await.unwrap();
         let total: i64 = trend.iter().map(|r| r.count).sum();
         assert_eq!(total, 10);
@@ -1006,7 +1416,11 @@ pub mod cases {
         assert_eq!(cleaned.data_stats, 1);
         assert_eq!((cleaned.token_usage, cleaned.stage_timing), (0, 0));
         let ds_all = b.query_monitoring_data_stats(24 * 365).await.unwrap();
-        assert_eq!(ds_all.iter().map(|r| r.count).sum::<i64>(), 10, "recent rows survive cleanup");
+        assert_eq!(
+            ds_all.iter().map(|r| r.count).sum::<i64>(),
+            10,
+            "recent rows survive cleanup"
+        );
     }
 
     /// 16 tasks write concurrently (while others read): no error, no lost or duplicated row.
@@ -1020,13 +1434,22 @@ pub mod cases {
             handles.push(tokio::spawn(async move {
                 let key = TenantKey::user(format!("writer-{t}"));
                 for i in 0..PER_TASK {
-                    b.upsert_entity(&EntityUpsert::new(key.clone(), format!("e{i}"), format!("t{t} i{i}")))
+                    b.upsert_entity(&EntityUpsert::new(
+                        key.clone(),
+                        format!("e{i}"),
+                        format!("t{t} i{i}"),
+                    ))
+                    .await?;
+                    b.insert_todo(&NewTodo::new(format!("todo {t}/{i}")))
                         .await?;
-                    b.insert_todo(&NewTodo::new(format!("todo {t}/{i}"))).await?;
-                    b.upsert_profile(&ProfileUpsert::new(key.clone(), format!("v{i}"))).await?;
+                    b.upsert_profile(&ProfileUpsert::new(key.clone(), format!("v{i}")))
+                        .await?;
                     // A shared row written by everyone: upserts must serialise, not fail.
-                    b.upsert_profile(&ProfileUpsert::new(TenantKey::user("shared"), format!("{t}/{i}")))
-                        .await?;
+                    b.upsert_profile(&ProfileUpsert::new(
+                        TenantKey::user("shared"),
+                        format!("{t}/{i}"),
+                    ))
+                    .await?;
                     if i % 8 == 0 {
                         b.list_entities(&EntityQuery::new(key.clone())).await?;
                     }
@@ -1035,7 +1458,9 @@ pub mod cases {
             }));
         }
         for hd in handles {
-            hd.await.expect("task panicked").expect("a concurrent write failed");
+            hd.await
+                .expect("task panicked")
+                .expect("a concurrent write failed");
         }
         let todos = b
             .get_todos(&TodoQuery {
@@ -1057,13 +1482,20 @@ pub mod cases {
             let p = b.get_profile(&key).await.unwrap().unwrap();
             assert_eq!(p.content, format!("v{}", PER_TASK - 1));
         }
-        assert!(b.get_profile(&TenantKey::user("shared")).await.unwrap().is_some());
+        assert!(
+            b.get_profile(&TenantKey::user("shared"))
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 
     /// After `close`, calls fail with `NotInitialized`; closing twice is harmless.
     pub async fn closed_backend_refuses_calls(h: &dyn DocumentKitHarness) {
         let b = h.fresh().await;
-        b.upsert_profile(&ProfileUpsert::new(TenantKey::user("u"), "x")).await.unwrap();
+        b.upsert_profile(&ProfileUpsert::new(TenantKey::user("u"), "x"))
+            .await
+            .unwrap();
         b.close().await.unwrap();
         b.close().await.unwrap();
         let e = b.get_profile(&TenantKey::user("u")).await.unwrap_err();
