@@ -1,5 +1,6 @@
 //! Behaviour of every operation: CRUD, search (metric, merge, filters), validation,
 //! deletion by source file, todo embeddings, close.
+#![cfg(feature = "local")]
 
 mod common;
 
@@ -149,20 +150,17 @@ async fn invalid_input_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), DIM).await;
     let good = ctx("good", ContextType::Event, vector(DIM, 1));
-    let mut cases = Vec::new();
-    cases.push(ctx("short", ContextType::Event, vec![1.0, 2.0]));
-    cases.push(ctx(
-        "nan",
-        ContextType::Event,
-        vec![1.0, f32::NAN, 0.0, 0.0],
-    ));
-    cases.push(ctx(
-        "inf",
-        ContextType::Event,
-        vec![1.0, f32::INFINITY, 0.0, 0.0],
-    ));
-    cases.push(ctx("zero", ContextType::Event, vec![0.0; DIM]));
-    cases.push(ctx("", ContextType::Event, vector(DIM, 1)));
+    let mut cases = vec![
+        ctx("short", ContextType::Event, vec![1.0, 2.0]),
+        ctx("nan", ContextType::Event, vec![1.0, f32::NAN, 0.0, 0.0]),
+        ctx(
+            "inf",
+            ContextType::Event,
+            vec![1.0, f32::INFINITY, 0.0, 0.0],
+        ),
+        ctx("zero", ContextType::Event, vec![0.0; DIM]),
+        ctx("", ContextType::Event, vector(DIM, 1)),
+    ];
     let mut shadow = ctx("shadow", ContextType::Event, vector(DIM, 1));
     shadow.metadata.insert("user_id".into(), json!("x"));
     cases.push(shadow);

@@ -1,4 +1,5 @@
 //! The shared vector conformance kit against the local backend, one temp directory per case.
+#![cfg(feature = "local")]
 
 use std::sync::{Arc, Mutex};
 

@@ -1,6 +1,7 @@
 //! Trap (b): the engine never truncates its write-ahead log. Disk use must stay bounded when
 //! the same points are rewritten again and again, and trimming the log must not break later
 //! overwrites (segments ignore operations numbered below a point's version).
+#![cfg(feature = "local")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Trap (a): writes are durable when the call returns, even if the process dies right after.
 //! Trap (c): a store directory can be opened once at a time.
+#![cfg(feature = "local")]
 
 mod common;
 

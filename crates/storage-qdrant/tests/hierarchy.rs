@@ -1,5 +1,6 @@
 //! `search_by_hierarchy`: level and user natively, time bucket ranges (days, ISO weeks,
 //! months) compared as strings in process, ordered by bucket then id.
+#![cfg(feature = "local")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `scroll_processed_contexts` walks the native cursor: every matching context exactly once,
 //! for any batch size; list paging with limit/offset covers the same set.
+#![cfg(feature = "local")]
 
 mod common;
 

@@ -46,7 +46,7 @@ fn io_err(what: &str, path: &Path, err: io::Error) -> StorageError {
 enum Slot {
     /// No data written yet; the directory does not exist.
     Absent,
-    Open(EdgeShard),
+    Open(Box<EdgeShard>),
     /// Reopening after WAL maintenance failed; the message says why.
     Failed(String),
     Closed,
@@ -137,7 +137,7 @@ impl Shard {
                     engine_err(e)
                 }
             })?;
-            Slot::Open(edge)
+            Slot::Open(Box::new(edge))
         } else {
             Slot::Absent
         };
@@ -192,9 +192,8 @@ impl Shard {
             if matches!(*slot, Slot::Absent) {
                 fs::create_dir_all(&self.path)
                     .map_err(|e| io_err("cannot create", &self.path, e))?;
-                *slot = Slot::Open(
-                    EdgeShard::new(&self.path, self.config.clone()).map_err(engine_err)?,
-                );
+                let edge = EdgeShard::new(&self.path, self.config.clone()).map_err(engine_err)?;
+                *slot = Slot::Open(Box::new(edge));
             }
         }
         let out = {
@@ -229,14 +228,14 @@ impl Shard {
         let Slot::Open(edge) = std::mem::replace(&mut *slot, Slot::Absent) else {
             return Ok(());
         };
-        let outcome = close_edge(edge)
+        let outcome = close_edge(*edge)
             .and_then(|()| trim_wal(&self.path.join(WAL_DIR)))
             .and_then(|()| {
                 EdgeShard::load(&self.path, Some(self.config.clone())).map_err(engine_err)
             });
         match outcome {
             Ok(edge) => {
-                *slot = Slot::Open(edge);
+                *slot = Slot::Open(Box::new(edge));
                 Ok(())
             }
             Err(e) => {
@@ -268,7 +267,7 @@ impl Shard {
         let _state = lock(&self.writer);
         let mut slot = write(&self.slot);
         match std::mem::replace(&mut *slot, Slot::Closed) {
-            Slot::Open(edge) => close_edge(edge),
+            Slot::Open(edge) => close_edge(*edge),
             _ => Ok(()),
         }
     }
