@@ -304,7 +304,7 @@ pub mod cases {
             .expect("get");
         assert_same(&got.expect("stored context"), &c, false);
         let by_ids = b
-            .get_by_ids(&[c.id.clone()], None)
+            .get_by_ids(std::slice::from_ref(&c.id), None)
             .await
             .expect("get_by_ids");
         assert_eq!(by_ids.len(), 1);
