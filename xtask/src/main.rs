@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -17,8 +20,14 @@ fn cargo() -> Command {
 
 fn run(mut cmd: Command) -> Result<(), String> {
     eprintln!("xtask: running {cmd:?}");
-    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed with {status}")) }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
 }
 
 /// Runs every benchmark in release mode; each writes its results under `target/bench-results/`.
@@ -34,10 +43,24 @@ fn bench() -> Result<(), String> {
     let demo_dir = workspace_root().join("target/bench-demo");
     let _ = std::fs::remove_dir_all(&demo_dir);
     let mut c = cargo();
-    c.args(["run", "--release", "--bin", "ocstore", "--", "demo", "--dir"]).arg(&demo_dir);
-    let output = c.output().map_err(|e| format!("cannot run the demo: {e}"))?;
+    c.args([
+        "run",
+        "--release",
+        "--bin",
+        "ocstore",
+        "--",
+        "demo",
+        "--dir",
+    ])
+    .arg(&demo_dir);
+    let output = c
+        .output()
+        .map_err(|e| format!("cannot run the demo: {e}"))?;
     if !output.status.success() {
-        return Err(format!("demo failed: {}", String::from_utf8_lossy(&output.stderr)));
+        return Err(format!(
+            "demo failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let last = stdout.lines().last().unwrap_or_default();

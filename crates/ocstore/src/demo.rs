@@ -121,13 +121,15 @@ async fn demo_steps(
     Ok(eval::summary_line(&report, Some(ingest_per_s)))
 }
 
+/// Per user: records per context type, and keyword frequencies.
+type UserTally = (HashMap<&'static str, usize>, HashMap<String, usize>);
+
 /// One profile per user and, for each user, an entity per frequent keyword.
 async fn store_people(
     storage: &UnifiedStorage,
     contexts: &[ProcessedContext],
 ) -> Result<(usize, usize)> {
-    let mut per_user: BTreeMap<String, (HashMap<&'static str, usize>, HashMap<String, usize>)> =
-        BTreeMap::new();
+    let mut per_user: BTreeMap<String, UserTally> = BTreeMap::new();
     for c in contexts {
         let user = c.properties.user_id.clone().unwrap_or_default();
         let entry = per_user.entry(user).or_default();

@@ -74,15 +74,15 @@ impl UnifiedStorageBuilder {
     /// # Errors
     /// [`ErrorKind::Config`] when the embedder's dimension differs from the vector backend's.
     pub fn build(self) -> Result<UnifiedStorage> {
-        if let (Some(v), Some(e)) = (&self.vector, &self.embedder) {
-            if v.dimension() != e.dimension() {
-                return Err(StorageError::config(format!(
-                    "embedder dimension {} differs from the vector backend's {} ({})",
-                    e.dimension(),
-                    v.dimension(),
-                    v.name()
-                )));
-            }
+        if let (Some(v), Some(e)) = (&self.vector, &self.embedder)
+            && v.dimension() != e.dimension()
+        {
+            return Err(StorageError::config(format!(
+                "embedder dimension {} differs from the vector backend's {} ({})",
+                e.dimension(),
+                v.dimension(),
+                v.name()
+            )));
         }
         Ok(UnifiedStorage {
             vector: self.vector,

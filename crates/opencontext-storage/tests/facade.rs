@@ -7,9 +7,29 @@ use async_trait::async_trait;
 use opencontext_storage::config::parse_config;
 use opencontext_storage::testkit::MemoryVectorBackend;
 use opencontext_storage::{
-    ContextType, Embedder, ErrorKind, ProcessedContext, Result, SearchQuery, UnifiedStorage,
-    Vectorize, default_factory, get_storage, init_storage, reset_storage,
+    BackendConfig, ContextType, Embedder, ErrorKind, FactoryContext, ProcessedContext, Result,
+    SearchQuery, StorageBackendFactory, UnifiedStorage, VectorStorageBackend, Vectorize,
+    default_factory, get_storage, init_storage_with, reset_storage,
 };
+
+/// The default factory plus the in-memory reference backend under `memory`.
+fn factory() -> StorageBackendFactory {
+    let mut f = default_factory();
+    f.register_vector("memory", |config: BackendConfig, ctx: FactoryContext| {
+        Box::pin(async move {
+            let dim: usize = config.config["vector_size"]
+                .to_string()
+                .trim_matches('"')
+                .parse()
+                .expect("vector_size");
+            Ok(
+                Arc::new(MemoryVectorBackend::new(dim, ctx.consumption_enabled))
+                    as Arc<dyn VectorStorageBackend>,
+            )
+        })
+    });
+    f
+}
 
 #[derive(Debug)]
 struct LengthEmbedder;
@@ -100,7 +120,9 @@ storage:
         |_| None,
     )
     .unwrap();
-    let storage = UnifiedStorage::from_config_with(&cfg, &factory(), None).await.unwrap();
+    let storage = UnifiedStorage::from_config_with(&cfg, &factory(), None)
+        .await
+        .unwrap();
     assert_eq!(storage.vector().unwrap().name(), "memory");
     assert_eq!(storage.vector().unwrap().dimension(), 3);
 
@@ -109,10 +131,15 @@ storage:
         |_| None,
     )
     .unwrap();
-    let e = UnifiedStorage::from_config_with(&cfg, &factory(), None).await.unwrap_err();
+    let e = UnifiedStorage::from_config_with(&cfg, &factory(), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.to_string().contains("nonexistent"), "{e}");
-    assert!(e.to_string().contains("memory"), "the error lists what is registered: {e}");
+    assert!(
+        e.to_string().contains("memory"),
+        "the error lists what is registered: {e}"
+    );
 }
 
 #[tokio::test]

@@ -28,14 +28,20 @@ pub struct FactoryContext {
 
 /// Builds a vector backend from its configuration.
 pub type VectorConstructor = Arc<
-    dyn Fn(BackendConfig, FactoryContext) -> BoxFuture<'static, Result<Arc<dyn VectorStorageBackend>>>
+    dyn Fn(
+            BackendConfig,
+            FactoryContext,
+        ) -> BoxFuture<'static, Result<Arc<dyn VectorStorageBackend>>>
         + Send
         + Sync,
 >;
 
 /// Builds a document backend from its configuration.
 pub type DocumentConstructor = Arc<
-    dyn Fn(BackendConfig, FactoryContext) -> BoxFuture<'static, Result<Arc<dyn DocumentStorageBackend>>>
+    dyn Fn(
+            BackendConfig,
+            FactoryContext,
+        ) -> BoxFuture<'static, Result<Arc<dyn DocumentStorageBackend>>>
         + Send
         + Sync,
 >;
@@ -65,7 +71,10 @@ impl StorageBackendFactory {
     /// Registers (or replaces) a vector backend constructor under `name`.
     pub fn register_vector<F>(&mut self, name: &'static str, constructor: F)
     where
-        F: Fn(BackendConfig, FactoryContext) -> BoxFuture<'static, Result<Arc<dyn VectorStorageBackend>>>
+        F: Fn(
+                BackendConfig,
+                FactoryContext,
+            ) -> BoxFuture<'static, Result<Arc<dyn VectorStorageBackend>>>
             + Send
             + Sync
             + 'static,
@@ -80,7 +89,10 @@ impl StorageBackendFactory {
     /// Registers (or replaces) a document backend constructor under `name`.
     pub fn register_document<F>(&mut self, name: &'static str, constructor: F)
     where
-        F: Fn(BackendConfig, FactoryContext) -> BoxFuture<'static, Result<Arc<dyn DocumentStorageBackend>>>
+        F: Fn(
+                BackendConfig,
+                FactoryContext,
+            ) -> BoxFuture<'static, Result<Arc<dyn DocumentStorageBackend>>>
             + Send
             + Sync
             + 'static,
@@ -111,7 +123,11 @@ impl StorageBackendFactory {
             "backend '{}' of storage type {} is not registered (registered: {}); enable its Cargo feature",
             config.backend,
             config.storage_type,
-            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
         ))
     }
 

@@ -16,7 +16,9 @@ async fn serve(status: u16, dim: usize) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -30,7 +32,11 @@ async fn serve(status: u16, dim: usize) -> String {
                         let head = String::from_utf8_lossy(&buf[..pos]).to_string();
                         let len: usize = head
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
                             .unwrap_or(0);
                         while buf.len() < pos + 4 + len {
                             let n = sock.read(&mut chunk).await.unwrap();
@@ -39,7 +45,9 @@ async fn serve(status: u16, dim: usize) -> String {
                         break (head, buf[pos + 4..pos + 4 + len].to_vec());
                     }
                 };
-                let authorised = head.lines().any(|l| l.eq_ignore_ascii_case("authorization: Bearer sk-test"));
+                let authorised = head
+                    .lines()
+                    .any(|l| l.eq_ignore_ascii_case("authorization: Bearer sk-test"));
                 let (code, reply) = if !head.starts_with("POST /v1/embeddings ") {
                     (404, json!({"error": "not found"}))
                 } else if !authorised {
@@ -90,10 +98,19 @@ fn config(base_url: String, key: &str) -> EmbeddingConfig {
 async fn embeds_in_batches_and_keeps_input_order() {
     let e = OpenAiEmbedder::new(&config(serve(200, 3).await, "sk-test")).unwrap();
     assert_eq!(e.dimension(), 3);
-    let texts: Vec<String> = ["a", "bb", "ccc", "dddd", "eeeee"].iter().map(|s| s.to_string()).collect();
+    let texts: Vec<String> = ["a", "bb", "ccc", "dddd", "eeeee"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let v = e.embed(&texts).await.unwrap();
-    assert_eq!(v.iter().map(|x| x[0]).collect::<Vec<_>>(), vec![1.0, 2.0, 3.0, 4.0, 5.0]);
-    assert!(!format!("{e:?}").contains("sk-test"), "the key is not printed");
+    assert_eq!(
+        v.iter().map(|x| x[0]).collect::<Vec<_>>(),
+        vec![1.0, 2.0, 3.0, 4.0, 5.0]
+    );
+    assert!(
+        !format!("{e:?}").contains("sk-test"),
+        "the key is not printed"
+    );
 }
 
 #[tokio::test]
@@ -111,7 +128,10 @@ async fn maps_http_errors_to_kinds() {
 
     let e = OpenAiEmbedder::new(&config(serve(200, 4).await, "sk-test")).unwrap();
     let err = e.embed(&["x".into()]).await.unwrap_err();
-    assert!(err.to_string().contains("4 components, expected 3"), "{err}");
+    assert!(
+        err.to_string().contains("4 components, expected 3"),
+        "{err}"
+    );
 
     let e = OpenAiEmbedder::new(&config("http://127.0.0.1:9/v1".into(), "sk-test")).unwrap();
     let err = e.embed(&["x".into()]).await.unwrap_err();
@@ -122,5 +142,8 @@ async fn maps_http_errors_to_kinds() {
 fn refuses_a_config_without_dimension() {
     let mut c = config("http://127.0.0.1:9".into(), "k");
     c.output_dim = None;
-    assert_eq!(OpenAiEmbedder::new(&c).unwrap_err().kind(), ErrorKind::Config);
+    assert_eq!(
+        OpenAiEmbedder::new(&c).unwrap_err().kind(),
+        ErrorKind::Config
+    );
 }
