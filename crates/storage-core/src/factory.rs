@@ -181,3 +181,58 @@ impl StorageBackendFactory {
         ctor(config.clone(), ctx.clone()).await
     }
 }
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use super::*;
+    use crate::config::parse_config;
+    use crate::testkit::MemoryVectorBackend;
+
+    fn factory() -> StorageBackendFactory {
+        let mut f = StorageBackendFactory::new();
+        for (name, dim) in [("first", 2usize), ("second", 3)] {
+            f.register_vector(name, move |_c, ctx| {
+                Box::pin(async move {
+                    Ok(
+                        Arc::new(MemoryVectorBackend::new(dim, ctx.consumption_enabled))
+                            as Arc<dyn VectorStorageBackend>,
+                    )
+                })
+            });
+        }
+        f
+    }
+
+    fn entry(yaml: &str) -> BackendConfig {
+        parse_config(yaml, |_| None)
+            .unwrap()
+            .storage
+            .backends
+            .remove(0)
+    }
+
+    #[tokio::test]
+    async fn default_picks_the_first_registered_and_names_select() {
+        let f = factory();
+        assert_eq!(f.vector_backend_names(), vec!["first", "second"]);
+        let ctx = FactoryContext::default();
+        let d = entry("storage: {backends: [{storage_type: vector_db, backend: default}]}");
+        assert_eq!(f.create_vector(&d, &ctx).await.unwrap().dimension(), 2);
+        let s = entry("storage: {backends: [{storage_type: vector_db, backend: second}]}");
+        assert_eq!(f.create_vector(&s, &ctx).await.unwrap().dimension(), 3);
+    }
+
+    #[tokio::test]
+    async fn wrong_type_and_unknown_names_are_config_errors() {
+        let f = factory();
+        let ctx = FactoryContext::default();
+        let doc = entry("storage: {backends: [{storage_type: document_db, backend: first}]}");
+        let e = f.create_vector(&doc, &ctx).await.unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Config);
+        let e = f.create_document(&doc, &ctx).await.unwrap_err();
+        assert!(e.to_string().contains("registered: none"), "{e}");
+        let unknown = entry("storage: {backends: [{storage_type: vector_db, backend: chromadb}]}");
+        let e = f.create_vector(&unknown, &ctx).await.unwrap_err();
+        assert!(e.to_string().contains("first, second"), "{e}");
+    }
+}
