@@ -82,17 +82,33 @@ impl SqliteBackend {
         &self.path
     }
 
-    /// Rebuilds the entity search index from the `entities` table. Needed only if the file
-    /// was `VACUUM`ed by another tool (VACUUM may renumber the rowids the index refers to) or
-    /// entities were written with the triggers removed.
+    /// Rebuilds the entity search table and its trigram index from the `entities` table, and
+    /// merges the index into one segment. Needed only if the file was `VACUUM`ed by another
+    /// tool (VACUUM may renumber the rowids the search table refers to) or entities were
+    /// written with the triggers removed. Takes about a second per 100k entities.
     pub async fn rebuild_entity_search_index(&self) -> Result<()> {
         self.pool
             .write(|tx| {
-                tx.execute_batch("INSERT INTO entities_fts(entities_fts) VALUES ('rebuild')")
+                tx.execute_batch(schema::REBUILD_ENTITY_SEARCH)
                     .map_err(crate::mapping::sql_err)
             })
             .await
             .context(NAME, "rebuild_entity_search_index")
+    }
+
+    /// Merges the segments of the entity trigram index into one (FTS5 `optimize`). Worth
+    /// calling after a bulk load or many entity updates: a trigram lookup then reads one
+    /// doclist per trigram instead of one per segment. Searches stay correct without it.
+    pub async fn optimize_entity_search_index(&self) -> Result<()> {
+        self.pool
+            .write(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO entity_search_fts(entity_search_fts) VALUES ('optimize')",
+                )
+                .map_err(crate::mapping::sql_err)
+            })
+            .await
+            .context(NAME, "optimize_entity_search_index")
     }
 
     async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T>

@@ -360,20 +360,6 @@ pub(crate) fn thinking(row: &Row<'_>) -> rusqlite::Result<MessageThinking> {
     })
 }
 
-/// Escapes `%`, `_` and `\` for `LIKE ... ESCAPE '\'` and wraps in `%`.
-pub(crate) fn like_contains(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 /// An FTS5 phrase matching `text` literally.
 pub(crate) fn fts_phrase(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
@@ -394,8 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn like_and_fts_escaping() {
-        assert_eq!(like_contains("50%_a\\b"), "%50\\%\\_a\\\\b%");
+    fn fts_escaping() {
         assert_eq!(fts_phrase("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 }

@@ -391,6 +391,82 @@ pub(crate) fn list_entities(conn: &Connection, q: &EntityQuery) -> Result<Vec<En
     )
 }
 
+// ----- entity search -------------------------------------------------------------------------
+//
+// `entity_search` holds one ASCII-lowercased text per entity (name, content, each alias, every
+// one followed by char(31), plus one more char(31); see `schema::search_text!`), maintained by
+// triggers, with a covering index in (tenant, updated_at, rid) order and a case-sensitive
+// trigram index (`entity_search_fts`). A search picks one of three exact plans:
+//
+// - trigram candidates (query of 3+ characters: the phrase of its trigrams; 2 characters: the
+//   trigrams starting with it, listed by `entity_search_vocab`), restricted to the tenant; when
+//   there are at most `FTS_MAX_CANDIDATES`, they are sorted by recency and the first `limit`
+//   loaded. Because the indexed text is lowercased and the index is case-sensitive, a
+//   candidate is a hit (no false positives; see below for the re-check anyway);
+// - otherwise a scan of the tenant's search texts newest first (`instr`, one per row, inside
+//   SQLite), loading each hit and stopping at `limit`: many candidates means dense hits, so
+//   the scan stops early;
+// - queries containing char(31) or NUL (the separator, and a character FTS5 query strings
+//   cannot carry) scan the tenant's entities and compare in Rust.
+//
+// Every returned entity is loaded by rowid *and* tenant and re-checked against the query in
+// Rust, so a stale search row (a file VACUUMed by another tool, rows replaced by `INSERT OR
+// REPLACE` without recursive triggers) can never return a wrong or foreign entity.
+
+/// Above this many trigram candidates of the tenant, the recency-ordered scan is used instead.
+const FTS_MAX_CANDIDATES: i64 = 400;
+
+/// A 2-character query with more trigrams starting with it than this scans instead.
+const MAX_PREFIX_TERMS: usize = 64;
+
+/// The field separator of the search text.
+const SEP: char = '\u{1f}';
+
+const SEARCH_CANDIDATES_SQL: &str = "SELECT rid, count(*) OVER () FROM (
+        SELECT s.rid AS rid, s.updated_at AS updated_at
+        FROM entity_search_fts AS f CROSS JOIN entity_search AS s ON s.rid = f.rowid
+        WHERE f.entity_search_fts MATCH ?4 AND s.user_id = ?1 AND s.device_id = ?2 AND s.agent_id = ?3
+        LIMIT ?6)
+     ORDER BY updated_at DESC, rid DESC LIMIT ?5";
+
+const SEARCH_SCAN_SQL: &str = "SELECT rid FROM entity_search
+     WHERE user_id = ?1 AND device_id = ?2 AND agent_id = ?3 AND instr(text, ?4) > 0
+     ORDER BY updated_at DESC, rid DESC";
+
+/// Loads a hit (the columns are `map::ENTITY_COLS`, checked by a test).
+const SEARCH_LOAD_SQL: &str = "SELECT id, user_id, device_id, agent_id, entity_name, entity_type, content, \
+     summary, keywords, aliases, metadata, created_at, updated_at FROM entities \
+     WHERE rowid = ?1 AND user_id = ?2 AND device_id = ?3 AND agent_id = ?4";
+
+const SEARCH_PREFIX_TERMS_SQL: &str =
+    "SELECT term FROM entity_search_vocab WHERE term >= ?1 AND term < ?2";
+
+/// Whether `haystack` contains `needle_lower` (already ASCII-lowercased), ASCII
+/// case-insensitively. Matches can only start on character boundaries: a UTF-8 needle starts
+/// with a lead byte, and ASCII folding maps ASCII bytes to ASCII bytes.
+pub(crate) fn contains_ascii_ci(haystack: &str, needle_lower: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle_lower.as_bytes());
+    match n.first() {
+        None => true,
+        Some(&first) => {
+            if h.len() < n.len() {
+                return false;
+            }
+            let upper = first.to_ascii_uppercase();
+            (0..=h.len() - n.len()).any(|i| {
+                (h[i] == first || h[i] == upper) && h[i..i + n.len()].eq_ignore_ascii_case(n)
+            })
+        }
+    }
+}
+
+/// The search predicate itself: name, content or one alias contains the query.
+pub(crate) fn entity_matches(e: &Entity, needle_lower: &str) -> bool {
+    contains_ascii_ci(&e.entity_name, needle_lower)
+        || contains_ascii_ci(&e.content, needle_lower)
+        || e.aliases.iter().any(|a| contains_ascii_ci(a, needle_lower))
+}
+
 pub(crate) fn search_entities(
     conn: &Connection,
     k: &TenantKey,
@@ -406,51 +482,174 @@ pub(crate) fn search_entities(
         };
         return list_entities(conn, &q);
     }
-    let pattern = map::like_contains(text);
-    let like = "(e.entity_name LIKE ?4 ESCAPE '\\' OR e.content LIKE ?4 ESCAPE '\\' OR e.aliases LIKE ?4 ESCAPE '\\')";
-    let cols = map::ENTITY_COLS
-        .split(", ")
-        .map(|c| format!("e.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let k = k.clone();
-    if text.chars().count() >= 3 {
-        // The trigram index yields the candidates (driving the join: CROSS JOIN fixes the
-        // order), the LIKE re-check keeps the exact semantics (ASCII case-insensitive
-        // substring), and only the hits are sorted.
-        let sql = format!(
-            "WITH hits(id) AS MATERIALIZED (SELECT rowid FROM entities_fts WHERE entities_fts MATCH ?6)
-             SELECT {cols} FROM hits CROSS JOIN entities AS e ON e.rowid = hits.id
-             WHERE e.user_id = ?1 AND e.device_id = ?2 AND e.agent_id = ?3 AND {like}
-             ORDER BY e.updated_at DESC, e.rowid DESC LIMIT ?5"
-        );
-        collect(
-            conn,
-            &sql,
-            params![
-                k.user_id,
-                k.device_id,
-                k.agent_id,
-                pattern,
-                limit,
-                map::fts_phrase(text)
-            ],
-            map::entity,
-        )
-    } else {
-        // Fewer than 3 characters: no trigram to look up; scan the tenant's rows.
-        let sql = format!(
-            "SELECT {cols} FROM entities AS e
-             WHERE e.user_id = ?1 AND e.device_id = ?2 AND e.agent_id = ?3 AND {like}
-             ORDER BY e.updated_at DESC, e.rowid DESC LIMIT ?5"
-        );
-        collect(
-            conn,
-            &sql,
-            params![k.user_id, k.device_id, k.agent_id, pattern, limit],
-            map::entity,
-        )
+    if limit == 0 {
+        return Ok(Vec::new());
     }
+    let needle = text.to_ascii_lowercase();
+    // Several statements: one read transaction, one snapshot.
+    let tx = conn.unchecked_transaction().sql()?;
+    let found = search_in_snapshot(&tx, k, &needle, limit)?;
+    tx.finish().sql()?;
+    Ok(found)
+}
+
+fn search_in_snapshot(
+    conn: &Connection,
+    k: &TenantKey,
+    needle: &str,
+    limit: u32,
+) -> Result<Vec<Entity>> {
+    if needle.contains(SEP) || needle.contains('\0') {
+        return search_exact_scan(conn, k, needle, limit);
+    }
+    let fts_query = match needle.chars().count() {
+        1 => None,
+        2 => prefix_terms_query(conn, needle)?,
+        _ => Some(map::fts_phrase(needle)),
+    };
+    if let Some(query) = fts_query {
+        if query.is_empty() {
+            // No trigram starts with the query, so no row contains it.
+            return Ok(Vec::new());
+        }
+        if let Some(rids) = fts_candidates(conn, k, &query, limit)?
+            && let Some(found) = load_all(conn, k, needle, &rids)?
+        {
+            return Ok(found);
+        }
+    }
+    search_scan(conn, k, needle, limit)
+}
+
+/// For a 2-character query: an FTS5 query OR-ing the trigrams that start with it (`Some("")`
+/// when there is none), or `None` when there are too many to be worth it. Every character of
+/// a search text is followed by at least two more, so a row contains the query exactly when
+/// one of its trigrams starts with it.
+fn prefix_terms_query(conn: &Connection, needle: &str) -> Result<Option<String>> {
+    let upper = format!("{needle}\u{10FFFF}");
+    let mut stmt = conn.prepare_cached(SEARCH_PREFIX_TERMS_SQL).sql()?;
+    let mut rows = stmt.query(params![needle, upper]).sql()?;
+    let mut query = String::new();
+    let mut n = 0;
+    while let Some(row) = rows.next().sql()? {
+        let term = row.get_ref(0).sql()?.as_str().map_err(|e| {
+            StorageError::data_corrupted("entity_search_vocab.term is not text").with_source(e)
+        })?;
+        n += 1;
+        if n > MAX_PREFIX_TERMS || term.contains('\0') {
+            return Ok(None);
+        }
+        if !query.is_empty() {
+            query.push_str(" OR ");
+        }
+        query.push_str(&map::fts_phrase(term));
+    }
+    Ok(Some(query))
+}
+
+/// The rowids of the tenant's `limit` most recent trigram candidates, or `None` when the
+/// tenant has more than [`FTS_MAX_CANDIDATES`] of them.
+fn fts_candidates(
+    conn: &Connection,
+    k: &TenantKey,
+    query: &str,
+    limit: u32,
+) -> Result<Option<Vec<i64>>> {
+    let mut stmt = conn.prepare_cached(SEARCH_CANDIDATES_SQL).sql()?;
+    let mut rows = stmt
+        .query(params![
+            k.user_id,
+            k.device_id,
+            k.agent_id,
+            query,
+            limit,
+            FTS_MAX_CANDIDATES + 1
+        ])
+        .sql()?;
+    let mut rids = Vec::new();
+    while let Some(row) = rows.next().sql()? {
+        if row.get::<_, i64>(1).sql()? > FTS_MAX_CANDIDATES {
+            return Ok(None);
+        }
+        rids.push(row.get(0).sql()?);
+    }
+    Ok(Some(rids))
+}
+
+/// Loads one entity by rowid, only if it belongs to the tenant and matches the query.
+fn load_hit(conn: &Connection, k: &TenantKey, needle: &str, rid: i64) -> Result<Option<Entity>> {
+    let e = conn
+        .prepare_cached(SEARCH_LOAD_SQL)
+        .sql()?
+        .query_row(params![rid, k.user_id, k.device_id, k.agent_id], map::entity)
+        .optional()
+        .sql()?;
+    Ok(e.filter(|e| entity_matches(e, needle)))
+}
+
+/// Loads every candidate; `None` if one is stale (then the caller scans, which skips it).
+fn load_all(
+    conn: &Connection,
+    k: &TenantKey,
+    needle: &str,
+    rids: &[i64],
+) -> Result<Option<Vec<Entity>>> {
+    let mut out = Vec::with_capacity(rids.len());
+    for &rid in rids {
+        match load_hit(conn, k, needle, rid)? {
+            Some(e) => out.push(e),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// The tenant's search texts newest first, one `instr` each; loads hits until `limit`.
+fn search_scan(conn: &Connection, k: &TenantKey, needle: &str, limit: u32) -> Result<Vec<Entity>> {
+    let mut stmt = conn.prepare_cached(SEARCH_SCAN_SQL).sql()?;
+    let mut rows = stmt
+        .query(params![k.user_id, k.device_id, k.agent_id, needle])
+        .sql()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().sql()? {
+        if let Some(e) = load_hit(conn, k, needle, row.get(0).sql()?)? {
+            out.push(e);
+            if out.len() >= limit as usize {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Queries the search text cannot serve: every entity of the tenant, newest first, compared
+/// in Rust.
+fn search_exact_scan(
+    conn: &Connection,
+    k: &TenantKey,
+    needle: &str,
+    limit: u32,
+) -> Result<Vec<Entity>> {
+    let sql = format!(
+        "SELECT {} FROM entities WHERE user_id = ?1 AND device_id = ?2 AND agent_id = ?3
+         ORDER BY updated_at DESC, rowid DESC",
+        map::ENTITY_COLS
+    );
+    let mut stmt = conn.prepare_cached(&sql).sql()?;
+    let mut rows = stmt
+        .query(params![k.user_id, k.device_id, k.agent_id])
+        .sql()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().sql()? {
+        let e = map::entity(row).sql()?;
+        if entity_matches(&e, needle) {
+            out.push(e);
+            if out.len() >= limit as usize {
+                break;
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) fn delete_entity(conn: &Connection, k: &TenantKey, name: &str) -> Result<bool> {

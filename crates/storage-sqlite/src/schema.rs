@@ -9,6 +9,7 @@
 //! |---------|-----------------------------------------------------------------------------|
 //! | 1       | the original's tables and indexes; upgrades older original files in place (`todo.assignee`/`reason`, `device_id`/`agent_id` in `profiles` and `entities`) |
 //! | 2       | `idx_entities_tenant_updated` and the `entities_fts` trigram index (FTS5, external content, kept in sync by triggers) behind `search_entities` |
+//! | 3       | `entity_search` (one ASCII-lowercased search text per entity, kept in sync by triggers), its tenant/recency covering index, the case-sensitive trigram index `entity_search_fts` over it and the `entity_search_vocab` view of its terms; `entities_fts` and its triggers are dropped |
 //!
 //! Each migration runs in one `BEGIN IMMEDIATE` transaction together with the version bump, so
 //! a crash leaves the file at the previous version, and reopening is a no-op.
@@ -19,7 +20,7 @@ use storage_core::{Result, StorageError};
 use crate::mapping::sql_err;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const BASELINE: &str = r#"
 CREATE TABLE IF NOT EXISTS vaults (
@@ -211,6 +212,96 @@ END;
 INSERT INTO entities_fts(entities_fts) VALUES ('rebuild');
 "#;
 
+/// The search text of an entity row `r` (`new` or `old` in a trigger): the ASCII-lowercased
+/// name, content and each alias, every one followed by `char(31)`, plus one more `char(31)`.
+/// The separators keep a match inside one field (queries containing `char(31)` take an exact
+/// path that does not use this text), and the trailing pair guarantees that every character
+/// of every field starts a trigram, so a 1- or 2-character query occurs in a row exactly when
+/// one of the row's trigrams starts with it (see `queries::search_entities`). `lower()` of a
+/// SQLite built without ICU (ours, bundled) changes ASCII letters only.
+macro_rules! search_text {
+    ($r:literal) => {
+        concat!(
+            "lower(coalesce(", $r, ".entity_name, '')) || char(31) || lower(coalesce(", $r,
+            ".content, '')) || char(31) || coalesce((SELECT group_concat(lower(value), char(31)) \
+             FROM json_each(CASE WHEN json_valid(", $r, ".aliases) THEN ", $r,
+            ".aliases ELSE '[]' END)) || char(31), '') || char(31)"
+        )
+    };
+}
+
+/// Removes the search row of entity rowid `r` (`new` or `old`) from the index and the table.
+/// Also run before an insert, so a stale row left by a rowid reuse is replaced, not duplicated.
+macro_rules! search_forget {
+    ($r:literal) => {
+        concat!(
+            "INSERT INTO entity_search_fts(entity_search_fts, rowid, text) \
+                 SELECT 'delete', rid, text FROM entity_search WHERE rid = ", $r, ".rowid;
+             DELETE FROM entity_search WHERE rid = ", $r, ".rowid;"
+        )
+    };
+}
+
+/// Adds the search row of the entity `new`.
+macro_rules! search_add {
+    () => {
+        concat!(
+            "INSERT INTO entity_search (rid, user_id, device_id, agent_id, updated_at, text)
+                 VALUES (new.rowid, new.user_id, new.device_id, new.agent_id, new.updated_at, ",
+            search_text!("new"),
+            ");
+             INSERT INTO entity_search_fts(rowid, text) SELECT rid, text FROM entity_search WHERE rid = new.rowid;"
+        )
+    };
+}
+
+/// Version 3: the search table, its indexes and triggers (replacing version 2's `entities_fts`).
+const ENTITY_SEARCH_V3: &str = concat!(
+    "DROP TRIGGER IF EXISTS entities_fts_ai;
+     DROP TRIGGER IF EXISTS entities_fts_ad;
+     DROP TRIGGER IF EXISTS entities_fts_au;
+     DROP TABLE IF EXISTS entities_fts;
+     CREATE TABLE IF NOT EXISTS entity_search (
+         rid INTEGER PRIMARY KEY,
+         user_id TEXT,
+         device_id TEXT,
+         agent_id TEXT,
+         updated_at,
+         text TEXT NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS idx_entity_search_scan
+         ON entity_search (user_id, device_id, agent_id, updated_at, rid, text);
+     CREATE VIRTUAL TABLE IF NOT EXISTS entity_search_fts USING fts5(
+         text, content='entity_search', content_rowid='rid', tokenize='trigram case_sensitive 1'
+     );
+     CREATE VIRTUAL TABLE IF NOT EXISTS entity_search_vocab USING fts5vocab(entity_search_fts, 'row');
+     CREATE TRIGGER IF NOT EXISTS entity_search_ai AFTER INSERT ON entities BEGIN ",
+    search_forget!("new"),
+    search_add!(),
+    " END;
+     CREATE TRIGGER IF NOT EXISTS entity_search_ad AFTER DELETE ON entities BEGIN ",
+    search_forget!("old"),
+    " END;
+     CREATE TRIGGER IF NOT EXISTS entity_search_au AFTER UPDATE ON entities BEGIN ",
+    search_forget!("old"),
+    search_forget!("new"),
+    search_add!(),
+    " END;"
+);
+
+/// Refills `entity_search` and its trigram index from `entities` (migration to version 3 and
+/// [`crate::SqliteBackend::rebuild_entity_search_index`]), then merges the index into one
+/// segment.
+pub(crate) const REBUILD_ENTITY_SEARCH: &str = concat!(
+    "DELETE FROM entity_search;
+     INSERT INTO entity_search (rid, user_id, device_id, agent_id, updated_at, text)
+         SELECT e.rowid, e.user_id, e.device_id, e.agent_id, e.updated_at, ",
+    search_text!("e"),
+    " FROM entities AS e;
+     INSERT INTO entity_search_fts(entity_search_fts) VALUES ('rebuild');
+     INSERT INTO entity_search_fts(entity_search_fts) VALUES ('optimize');"
+);
+
 fn columns(conn: &Connection, table: &str) -> Result<Vec<String>> {
     // `table` comes from the fixed list in this file, never from a caller.
     let mut stmt = conn
@@ -309,6 +400,11 @@ fn migrate_v2(conn: &Connection) -> Result<()> {
     conn.execute_batch(ENTITY_SEARCH).map_err(sql_err)
 }
 
+fn migrate_v3(conn: &Connection) -> Result<()> {
+    conn.execute_batch(ENTITY_SEARCH_V3).map_err(sql_err)?;
+    conn.execute_batch(REBUILD_ENTITY_SEARCH).map_err(sql_err)
+}
+
 /// Brings the file to [`SCHEMA_VERSION`]. Returns the version found before.
 ///
 /// # Errors
@@ -324,7 +420,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<i64> {
              upgrade storage-sqlite"
         )));
     }
-    let steps: [(i64, Migration); 2] = [(1, migrate_v1), (2, migrate_v2)];
+    let steps: [(i64, Migration); 3] = [(1, migrate_v1), (2, migrate_v2), (3, migrate_v3)];
     for (version, step) in steps {
         if found >= version {
             continue;
