@@ -23,28 +23,47 @@ pub struct QdrantLocalConfig {
     /// lock file. Created if missing.
     pub path: PathBuf,
     /// Dimension of every stored vector (the original's `vector_size`).
+    #[serde(deserialize_with = "storage_core::config::lenient")]
     pub vector_size: usize,
     /// Whether the `todo` collection exists (the factory sets it from the original's
     /// `consumption.enabled`). When false, the todo methods return `Unsupported`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "storage_core::config::lenient")]
     pub todo_embeddings: bool,
     /// Capacity of one write-ahead-log segment file, in KiB (default 1024). The engine
     /// preallocates each segment file; a record larger than this gets a segment of its own.
-    #[serde(default = "default_wal_segment_kb")]
+    #[serde(
+        default = "default_wal_segment_kb",
+        deserialize_with = "storage_core::config::lenient"
+    )]
     pub wal_segment_kb: usize,
     /// When a collection's write-ahead log exceeds this many KiB, old log segments are
     /// removed (default 8192). The log is not needed once a write has been flushed, which
     /// every write is before it returns (see the crate docs).
-    #[serde(default = "default_wal_max_kb")]
+    #[serde(
+        default = "default_wal_max_kb",
+        deserialize_with = "storage_core::config::lenient"
+    )]
     pub wal_max_kb: usize,
     /// Size in KiB of vector data above which a segment gets an HNSW index when optimised
     /// (the engine's default, 10 000, when unset). Below it, search is an exact scan.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "storage_core::config::lenient_opt")]
     pub indexing_threshold_kb: Option<usize>,
     /// Number of deleted or overwritten points in a collection after which the engine's
     /// optimisers (vacuum, merge) run after a write (default 1000).
-    #[serde(default = "default_vacuum_after_changes")]
+    #[serde(
+        default = "default_vacuum_after_changes",
+        deserialize_with = "storage_core::config::lenient"
+    )]
     pub vacuum_after_changes: usize,
+    /// Size in KiB of the store's redo log above which a checkpoint runs: the collections
+    /// written since the last checkpoint are flushed and the log is emptied (default 4096).
+    /// Every write is appended to the log and synced before it is applied, so a larger value
+    /// means fewer flushes and a longer replay after a crash.
+    #[serde(
+        default = "default_redo_log_max_kb",
+        deserialize_with = "storage_core::config::lenient"
+    )]
+    pub redo_log_max_kb: usize,
 }
 
 fn default_wal_segment_kb() -> usize {
@@ -55,6 +74,9 @@ fn default_wal_max_kb() -> usize {
 }
 fn default_vacuum_after_changes() -> usize {
     1000
+}
+fn default_redo_log_max_kb() -> usize {
+    4096
 }
 
 /// Largest accepted `vector_size`.
@@ -71,6 +93,7 @@ impl QdrantLocalConfig {
             wal_max_kb: default_wal_max_kb(),
             indexing_threshold_kb: None,
             vacuum_after_changes: default_vacuum_after_changes(),
+            redo_log_max_kb: default_redo_log_max_kb(),
         }
     }
 
@@ -108,6 +131,11 @@ impl QdrantLocalConfig {
                 self.wal_max_kb, self.wal_segment_kb
             )));
         }
+        if self.redo_log_max_kb == 0 {
+            return Err(StorageError::config(
+                "qdrant local: 'redo_log_max_kb' must be at least 1",
+            ));
+        }
         Ok(())
     }
 }
@@ -130,5 +158,31 @@ mod tests {
             small.validate().unwrap_err().kind(),
             storage_core::ErrorKind::Config
         );
+    }
+
+    /// `${VAR:default}` substitution yields strings: numbers and booleans accept them.
+    #[test]
+    fn numbers_and_booleans_may_be_strings() {
+        let c: QdrantLocalConfig = serde_json::from_str(
+            r#"{"path": "/tmp/q", "vector_size": "384", "todo_embeddings": "true",
+                "wal_segment_kb": "128", "wal_max_kb": " 512 ", "indexing_threshold_kb": "20",
+                "vacuum_after_changes": "10", "redo_log_max_kb": "64"}"#,
+        )
+        .unwrap();
+        let mut expected = QdrantLocalConfig::new("/tmp/q", 384).with_todo_embeddings(true);
+        expected.wal_segment_kb = 128;
+        expected.wal_max_kb = 512;
+        expected.indexing_threshold_kb = Some(20);
+        expected.vacuum_after_changes = 10;
+        expected.redo_log_max_kb = 64;
+        assert_eq!(c, expected);
+        let c: QdrantLocalConfig = serde_json::from_str(
+            r#"{"path": "/tmp/q", "vector_size": 8, "indexing_threshold_kb": ""}"#,
+        )
+        .unwrap();
+        assert_eq!(c.indexing_threshold_kb, None);
+        let e = serde_json::from_str::<QdrantLocalConfig>(r#"{"path": "/q", "vector_size": "x"}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("cannot parse"), "{e}");
     }
 }

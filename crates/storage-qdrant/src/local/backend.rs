@@ -3,16 +3,16 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use qdrant_edge::{
-    CountRequest, NamedQuery, PointId, PointInsertOperations, PointOperations, PointStruct,
-    QueryEnum, SearchRequest, UpdateOperation, WithPayloadInterface, WithVector,
+    CountRequest, NamedQuery, PointId, QueryEnum, SearchRequest, WithPayloadInterface, WithVector,
 };
 use serde_json::Value as Json;
 use storage_core::model::{ContextType, JsonMap, ProcessedContext, ScoredContext};
+use storage_core::payload::INDEXED_FIELDS;
 use storage_core::{
     ErrorKind, Filter, HierarchyQuery, ListQuery, Scope, ScrollQuery, SearchQuery, SimilarTodo,
     StorageBackend, StorageError, StorageType, VectorCapabilities, VectorStorageBackend,
@@ -20,22 +20,25 @@ use storage_core::{
 };
 use storage_core::{Result, ResultExt};
 
-use super::condition::to_edge_filter;
 use super::lock::DirLock;
 use super::records::{
     INTERNAL_PAGE, native_filter, retrieve, scroll_page, to_context, walk, with_ids,
 };
+use super::redo::{Entry, LoggedPoint, Op, RedoLog, encode_record};
 use super::scroll;
-use super::shard::{Shard, engine_err};
+use super::shard::{Shard, engine_err, source_filter};
 use crate::config::QdrantLocalConfig;
 use crate::filter::{FilterPlan, plan};
 use crate::ids::{point_uuid, todo_point_num};
-use crate::points::{ContextPoint, decode_todo, encode_contexts, todo_payload};
+use crate::points::{ContextPoint, TODO_FIELD_ID, decode_todo, encode_contexts, todo_payload};
 
 /// Backend name in error messages.
 pub(crate) const BACKEND: &str = "qdrant-local";
 /// Name of the todo collection.
 const TODO_COLLECTION: &str = "todo";
+/// Payload indexes of the todo collection (`todo_id`, integer: lookups by id in filters).
+const TODO_INDEXES: &[(&str, storage_core::payload::FieldType)] =
+    &[(TODO_FIELD_ID, storage_core::payload::FieldType::Integer)];
 
 /// The Qdrant vector backend in local (embedded) mode: the in-process engine of `qdrant-edge`,
 /// one on-disk shard per context type (and `todo`) under [`QdrantLocalConfig::path`].
@@ -53,6 +56,8 @@ pub(crate) struct Inner {
     /// are flushed and closed before the lock is released on drop.
     shards: Vec<Shard>,
     todo: Option<Shard>,
+    /// The redo log. Lock order: shard writers (in store order), then the log.
+    log: Mutex<RedoLog>,
     closed: AtomicBool,
     lock: Mutex<Option<DirLock>>,
 }
@@ -109,6 +114,177 @@ impl Inner {
             )
         })
     }
+
+    /// Every shard, in store (lock) order.
+    fn all_shards(&self) -> impl Iterator<Item = &Shard> {
+        self.shards.iter().chain(self.todo.as_ref())
+    }
+
+    fn redo(&self) -> MutexGuard<'_, RedoLog> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A durable write on `targets` (distinct shards, in store order): locks their writers,
+    /// lets `prepare` (which may read them) decide the operations, appends them to the redo
+    /// log as one synced record, then applies them to the engine without flushing. Returns
+    /// `prepare`'s value and, per entry, the number of points it deleted.
+    fn logged_write<T>(
+        &self,
+        targets: &[&Shard],
+        prepare: impl FnOnce() -> Result<(Vec<Entry>, T)>,
+    ) -> Result<(T, Vec<u64>)> {
+        let mut writers: Vec<_> = targets.iter().map(|s| s.lock_writer()).collect();
+        for shard in targets {
+            shard.check_usable()?;
+        }
+        let (entries, out) = prepare()?;
+        if entries.is_empty() {
+            return Ok((out, Vec::new()));
+        }
+        let record = encode_record(&entries);
+        let log_full = {
+            let mut log = self.redo();
+            log.append(&record)?;
+            log.is_full()
+        };
+        // From here on the record is durable: a crash replays it at the next open.
+        let mut deleted = Vec::with_capacity(entries.len());
+        let mut failure = None;
+        for entry in entries {
+            let Some(i) = targets.iter().position(|s| s.name() == entry.collection) else {
+                failure = Some(StorageError::backend(format!(
+                    "internal error: entry for collection '{}' outside the locked shards",
+                    entry.collection
+                )));
+                break;
+            };
+            match targets[i].apply(&mut writers[i], entry.op) {
+                Ok(n) => deleted.push(n),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if failure.is_none() {
+            for (shard, w) in targets.iter().zip(writers.iter_mut()) {
+                if let Err(e) = shard.maintain(w) {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(writers);
+        if let Some(e) = failure {
+            // The engine refused a logged record (part of it may be applied). Checkpoint so
+            // that it is not replayed at the next open, where it could fail again: what was
+            // applied is flushed, as before the redo log.
+            if let Err(c) = self.checkpoint() {
+                tracing::warn!(error = %c, "checkpoint after a failed write failed");
+            }
+            return Err(e);
+        }
+        if log_full {
+            self.checkpoint()?;
+        }
+        Ok((out, deleted))
+    }
+
+    /// Flushes every shard updated since the last checkpoint, then empties the redo log.
+    fn checkpoint(&self) -> Result<()> {
+        let mut writers: Vec<_> = self.all_shards().map(|s| (s, s.lock_writer())).collect();
+        let mut log = self.redo();
+        for (shard, w) in &mut writers {
+            shard.flush_if_dirty(w)?;
+        }
+        log.reset()
+    }
+
+    /// Closes (and so flushes) every shard, then empties the redo log.
+    fn close_all(&self) -> Result<()> {
+        let mut writers: Vec<_> = self.all_shards().map(|s| (s, s.lock_writer())).collect();
+        let mut log = self.redo();
+        let mut first_err = None;
+        for (shard, w) in &mut writers {
+            if let Err(e) = shard.close(w) {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            // Keep the log: the next open replays it.
+            Some(e) => Err(e),
+            None => log.reset(),
+        }
+    }
+
+    /// Replays the records of the redo log found at open, in order, then checkpoints.
+    fn replay(&self, records: Vec<Vec<Entry>>, root: &Path) -> Result<()> {
+        let n = records.len();
+        // Todo records while todos are disabled now: replay them into the todo collection
+        // anyway (opened for the replay only), so no acknowledged write is lost.
+        let mut extra_todo: Option<Shard> = None;
+        for record in records {
+            for entry in record {
+                if let Op::Upsert(points) = &entry.op
+                    && let Some(p) = points
+                        .iter()
+                        .find(|p| p.vector.len() != self.config.vector_size)
+                {
+                    return Err(StorageError::config(format!(
+                        "the redo log holds a {}-dimensional vector for collection '{}', but \
+                         'vector_size' is {}",
+                        p.vector.len(),
+                        entry.collection,
+                        self.config.vector_size
+                    )));
+                }
+                let shard = match self.all_shards().find(|s| s.name() == entry.collection) {
+                    Some(s) => s,
+                    None if entry.collection == TODO_COLLECTION => {
+                        if extra_todo.is_none() {
+                            extra_todo = Some(Shard::open(
+                                root,
+                                TODO_COLLECTION,
+                                &self.config,
+                                TODO_INDEXES,
+                            )?);
+                        }
+                        extra_todo.as_ref().expect("just opened")
+                    }
+                    None => {
+                        return Err(StorageError::data_corrupted(format!(
+                            "the redo log names an unknown collection '{}'",
+                            entry.collection
+                        )));
+                    }
+                };
+                let mut w = shard.lock_writer();
+                shard.apply(&mut w, entry.op)?;
+            }
+        }
+        for shard in self.all_shards().chain(extra_todo.as_ref()) {
+            let mut w = shard.lock_writer();
+            shard.maintain(&mut w)?;
+        }
+        if let Some(todo) = &extra_todo {
+            todo.close(&mut todo.lock_writer())?;
+        }
+        if n > 0 {
+            tracing::info!(records = n, "replayed the redo log");
+        }
+        self.checkpoint()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropped without `close`: checkpoint, so the next open has nothing to replay.
+        if !self.closed.swap(true, Ordering::AcqRel)
+            && let Err(e) = self.close_all()
+        {
+            tracing::warn!(error = %e, "closing the qdrant store on drop failed; the next open replays its redo log");
+        }
+    }
 }
 
 fn types_or_all(types: Option<&Vec<ContextType>>) -> Vec<ContextType> {
@@ -151,23 +327,31 @@ impl QdrantLocalBackend {
             let lock = DirLock::acquire(&root)?;
             let shards = ContextType::ALL
                 .into_iter()
-                .map(|t| Shard::open(&root, t.as_str(), &config))
+                .map(|t| Shard::open(&root, t.as_str(), &config, INDEXED_FIELDS))
                 .collect::<Result<Vec<_>>>()?;
             let todo = if config.todo_embeddings {
-                Some(Shard::open(&root, TODO_COLLECTION, &config)?)
+                Some(Shard::open(&root, TODO_COLLECTION, &config, TODO_INDEXES)?)
             } else {
                 None
             };
+            let (log, parsed) = RedoLog::open(&root, config.redo_log_max_kb as u64 * 1024)?;
+            let inner = Arc::new(Inner {
+                config,
+                shards,
+                todo,
+                log: Mutex::new(log),
+                closed: AtomicBool::new(false),
+                lock: Mutex::new(Some(lock)),
+            });
+            if !parsed.records.is_empty() || parsed.dropped > 0 {
+                if let Err(e) = inner.replay(parsed.records, &root) {
+                    // Leave the log as it is for the next attempt.
+                    inner.closed.store(true, Ordering::Release);
+                    return Err(e);
+                }
+            }
             tracing::debug!(path = %root.display(), "qdrant local store opened");
-            Ok(QdrantLocalBackend {
-                inner: Arc::new(Inner {
-                    config,
-                    shards,
-                    todo,
-                    closed: AtomicBool::new(false),
-                    lock: Mutex::new(Some(lock)),
-                }),
-            })
+            Ok(QdrantLocalBackend { inner })
         })
         .await
     }
@@ -175,6 +359,17 @@ impl QdrantLocalBackend {
     /// The store directory.
     pub fn path(&self) -> &Path {
         &self.inner.config.path
+    }
+
+    /// Test support, not part of the API: cuts the redo log to the bytes that were synced,
+    /// as a power loss would. The kill test calls it before aborting, so that it fails if a
+    /// write returns before its record is synced.
+    ///
+    /// # Errors
+    /// When the file cannot be truncated.
+    #[doc(hidden)]
+    pub fn discard_unsynced_redo_log(&self) -> Result<()> {
+        self.inner.redo().discard_unsynced()
     }
 
     /// Runs the engine's optimisers on every collection until they have nothing left to do:
@@ -248,18 +443,13 @@ impl StorageBackend for QdrantLocalBackend {
         }
         let inner = self.inner.clone();
         blocking("close", move || {
-            let mut first_err = None;
-            for shard in inner.shards.iter().chain(inner.todo.as_ref()) {
-                if let Err(e) = shard.close() {
-                    first_err.get_or_insert(e);
-                }
-            }
+            let result = inner.close_all();
             inner
                 .lock
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
-            first_err.map_or(Ok(()), Err)
+            result
         })
         .await
     }
@@ -305,7 +495,7 @@ impl VectorStorageBackend for QdrantLocalBackend {
             return Ok(0);
         }
         let inner = self.inner.clone();
-        blocking(OP, move || delete_points(inner.shard(context_type), points)).await
+        blocking(OP, move || delete_points(&inner, inner.shard(context_type), points)).await
     }
 
     async fn batch_upsert_processed_context(
@@ -326,24 +516,25 @@ impl VectorStorageBackend for QdrantLocalBackend {
         let inner = self.inner.clone();
         let n = ids.len();
         blocking(OP, move || {
-            for (t, points) in by_type {
-                let ids: Vec<PointId> = points.iter().map(|p| PointId::Uuid(p.uuid)).collect();
-                let structs = points
-                    .into_iter()
-                    .map(|p| {
-                        PointStruct::new(PointId::Uuid(p.uuid), p.vector, Json::Object(p.payload))
-                            .into()
-                    })
-                    .collect();
-                inner.shard(t).write(true, |edge| {
-                    let existing = retrieve(edge, &ids, false, false)?.len();
-                    edge.update(UpdateOperation::PointOperation(
-                        PointOperations::UpsertPoints(PointInsertOperations::PointsList(structs)),
-                    ))
-                    .map_err(engine_err)?;
-                    Ok(((), existing))
-                })?;
-            }
+            // One record for the whole batch: one fsync, and all types replay together.
+            let targets: Vec<&Shard> = by_type.keys().map(|t| inner.shard(*t)).collect();
+            let entries = by_type
+                .into_iter()
+                .map(|(t, points)| Entry {
+                    collection: t.as_str().to_owned(),
+                    op: Op::Upsert(
+                        points
+                            .into_iter()
+                            .map(|p| LoggedPoint {
+                                id: PointId::Uuid(p.uuid),
+                                vector: p.vector,
+                                payload: p.payload,
+                            })
+                            .collect(),
+                    ),
+                })
+                .collect();
+            inner.logged_write(&targets, || Ok((entries, ())))?;
             tracing::debug!(count = n, "upserted contexts");
             Ok(())
         })
@@ -469,34 +660,40 @@ impl VectorStorageBackend for QdrantLocalBackend {
         const OP: &str = "delete_by_source_file";
         self.inner.ensure_open().context(BACKEND, OP)?;
         validate::validate_id("source_file_key", source_file_key).context(BACKEND, OP)?;
-        let mut filter = Filter::eq("source_file_key", source_file_key);
         if let Some(u) = user_id {
             validate::validate_id("user_id", u).context(BACKEND, OP)?;
-            filter = filter.and(Filter::eq("user_id", u));
         }
-        let edge_filter = to_edge_filter(&filter).context(BACKEND, OP)?;
+        let (key, user_id) = (source_file_key.to_owned(), user_id.map(str::to_owned));
+        let edge_filter = source_filter(&key, user_id.as_deref()).context(BACKEND, OP)?;
         let inner = self.inner.clone();
         blocking(OP, move || {
-            let mut deleted = 0u64;
-            for shard in &inner.shards {
-                let n = shard.write(false, |edge| {
-                    let n = edge
-                        .count(CountRequest {
-                            filter: Some(edge_filter.clone()),
-                            exact: true,
-                        })
-                        .map_err(engine_err)?;
+            let targets: Vec<&Shard> = inner.shards.iter().collect();
+            let (_, deleted) = inner.logged_write(&targets, || {
+                // Log a deletion only for the collections holding matches.
+                let mut entries = Vec::new();
+                for shard in &inner.shards {
+                    let n = shard
+                        .read(|edge| {
+                            edge.count(CountRequest {
+                                filter: Some(edge_filter.clone()),
+                                exact: true,
+                            })
+                            .map_err(engine_err)
+                        })?
+                        .unwrap_or(0);
                     if n > 0 {
-                        edge.update(UpdateOperation::PointOperation(
-                            PointOperations::DeletePointsByFilter(edge_filter.clone()),
-                        ))
-                        .map_err(engine_err)?;
+                        entries.push(Entry {
+                            collection: shard.name().to_owned(),
+                            op: Op::DeleteBySource {
+                                key: key.clone(),
+                                user_id: user_id.clone(),
+                            },
+                        });
                     }
-                    Ok((n as u64, n))
-                })?;
-                deleted += n.unwrap_or(0);
-            }
-            Ok(deleted)
+                }
+                Ok((entries, ()))
+            })?;
+            Ok(deleted.iter().sum())
         })
         .await
     }
@@ -641,16 +838,16 @@ impl VectorStorageBackend for QdrantLocalBackend {
         let vector = embedding.to_vec();
         let inner = self.inner.clone();
         blocking(OP, move || {
-            let point = PointId::NumId(num);
-            inner.todo_shard()?.write(true, |edge| {
-                let existing = retrieve(edge, &[point], false, false)?.len();
-                let s = PointStruct::new(point, vector, Json::Object(payload)).into();
-                edge.update(UpdateOperation::PointOperation(
-                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(vec![s])),
-                ))
-                .map_err(engine_err)?;
-                Ok(((), existing))
-            })?;
+            let shard = inner.todo_shard()?;
+            let entry = Entry {
+                collection: TODO_COLLECTION.to_owned(),
+                op: Op::Upsert(vec![LoggedPoint {
+                    id: PointId::NumId(num),
+                    vector,
+                    payload,
+                }]),
+            };
+            inner.logged_write(&[shard], || Ok((vec![entry], ())))?;
             Ok(())
         })
         .await
@@ -716,7 +913,7 @@ impl VectorStorageBackend for QdrantLocalBackend {
         let num = todo_point_num(todo_id).context(BACKEND, OP)?;
         let inner = self.inner.clone();
         blocking(OP, move || {
-            Ok(delete_points(inner.todo_shard()?, vec![PointId::NumId(num)])? > 0)
+            Ok(delete_points(&inner, inner.todo_shard()?, vec![PointId::NumId(num)])? > 0)
         })
         .await
     }
@@ -729,23 +926,27 @@ impl VectorStorageBackend for QdrantLocalBackend {
     }
 }
 
-/// Deletes the points that exist among `points`; returns how many did.
-fn delete_points(shard: &Shard, points: Vec<PointId>) -> Result<u64> {
-    let n = shard.write(false, |edge| {
-        let existing: Vec<PointId> = retrieve(edge, &points, false, false)?
+/// Deletes the points that exist among `points`; returns how many did. Nothing is logged
+/// when none exists.
+fn delete_points(inner: &Inner, shard: &Shard, points: Vec<PointId>) -> Result<u64> {
+    let (_, deleted) = inner.logged_write(&[shard], || {
+        let existing: Vec<PointId> = shard
+            .read(|edge| retrieve(edge, &points, false, false))?
+            .unwrap_or_default()
             .into_iter()
             .map(|r| r.id)
             .collect();
-        let n = existing.len();
-        if n > 0 {
-            edge.update(UpdateOperation::PointOperation(
-                PointOperations::DeletePoints { ids: existing },
-            ))
-            .map_err(engine_err)?;
-        }
-        Ok((n as u64, n))
+        let entries = if existing.is_empty() {
+            Vec::new()
+        } else {
+            vec![Entry {
+                collection: shard.name().to_owned(),
+                op: Op::Delete(existing),
+            }]
+        };
+        Ok((entries, ()))
     })?;
-    Ok(n.unwrap_or(0))
+    Ok(deleted.iter().sum())
 }
 
 fn search_request(

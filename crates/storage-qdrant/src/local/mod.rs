@@ -4,6 +4,7 @@ mod backend;
 mod condition;
 mod lock;
 mod records;
+mod redo;
 mod scroll;
 mod shard;
 

@@ -1,20 +1,27 @@
-//! One collection: an on-disk [`EdgeShard`] with serialised, durable writes and a bounded
-//! write-ahead log.
+//! One collection: an on-disk [`EdgeShard`] with serialised writes, payload indexes and a
+//! bounded write-ahead log.
 //!
 //! Three properties of qdrant-edge 0.7.0 shape this file:
 //!
-//! * [`EdgeShard::load`] does not replay the WAL, so a write is durable only once the shard is
-//!   flushed. Every write call flushes before it returns.
-//! * The WAL is never truncated by the engine. Because segments are flushed after every write,
-//!   the WAL holds nothing we need, except its position: segments skip operations whose
-//!   sequence number is below a point's stored version, so the next WAL index must keep
-//!   growing. Deleting the whole WAL would restart numbering at 0 and make later overwrites
-//!   and deletes silently do nothing. So we delete only the *older* closed WAL segments and
-//!   keep the newest one, which is exactly what the engine's own `prefix_truncate` would do.
-//!   This is done with the shard closed: at open, and when the WAL grows past the configured
-//!   bound (the shard is dropped, trimmed and reloaded under the write lock).
+//! * [`EdgeShard::load`] does not replay the WAL, so the engine makes a write durable only by
+//!   a flush of the whole shard. Writes are made durable by the store's redo log instead
+//!   (`redo.rs`): they are applied here without a flush, and a checkpoint flushes the shards
+//!   that are dirty before the log is emptied.
+//! * The WAL is never truncated by the engine. Because everything in it is either flushed or
+//!   covered by the redo log, the WAL holds nothing we need, except its position: segments
+//!   skip operations whose sequence number is below a point's stored version, so the next WAL
+//!   index must keep growing. Deleting the whole WAL would restart numbering at 0 and make
+//!   later overwrites and deletes silently do nothing. So we delete only the *older* closed
+//!   WAL segments and keep the newest one, which is exactly what the engine's own
+//!   `prefix_truncate` would do. This is done with the shard closed (and so flushed): at
+//!   open, and when the WAL grows past the configured bound (the shard is dropped, trimmed
+//!   and reloaded under the write lock).
 //! * [`EdgeShard::flush`] panics (`try_lock().expect(..)`) if it runs while an update holds
 //!   the WAL. All updates, flushes and optimisations of a shard run under one mutex.
+//!
+//! Payload indexes (keyword/integer, `storage_core::payload::INDEXED_FIELDS`; `todo_id` for
+//! todos) are created with the shard and, idempotently, at every load, so shards created
+//! before them get them too. Segments the optimisers build keep the indexes of their sources.
 
 use std::fs;
 use std::io;
@@ -23,12 +30,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use qdrant_edge::{
-    Distance, EdgeConfig, EdgeOptimizersConfig, EdgeShard, EdgeVectorParams, OperationError,
-    WalOptions,
+    CountRequest, CreateIndex, Distance, EdgeConfig, EdgeOptimizersConfig, EdgeShard,
+    EdgeVectorParams, FieldIndexOperations, Filter as EdgeFilter, JsonPath, OperationError,
+    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
+    PointStruct, UpdateOperation, WalOptions,
 };
-use storage_core::Result;
-use storage_core::{ErrorKind, StorageError};
+use serde_json::Value as Json;
+use storage_core::payload::FieldType;
+use storage_core::{ErrorKind, Filter, Result, StorageError};
 
+use super::condition::to_edge_filter;
+use super::records::retrieve;
+use super::redo::Op;
 use crate::config::QdrantLocalConfig;
 
 const WAL_DIR: &str = "wal";
@@ -52,9 +65,13 @@ enum Slot {
     Closed,
 }
 
-struct WriteState {
+/// Per-shard write state, behind the shard's writer mutex: holding a `&mut WriteState`
+/// proves the caller serialises its engine updates and flushes.
+pub(crate) struct WriteState {
     /// Points deleted or overwritten since the optimisers last ran.
     changes: usize,
+    /// Updates applied since the last flush (the redo log still covers them).
+    dirty: bool,
 }
 
 /// One collection's shard.
@@ -62,6 +79,7 @@ pub(crate) struct Shard {
     name: &'static str,
     path: PathBuf,
     config: EdgeConfig,
+    indexes: Vec<(&'static str, PayloadSchemaType)>,
     wal_max_bytes: u64,
     vacuum_after: usize,
     writer: Mutex<WriteState>,
@@ -102,9 +120,62 @@ fn close_edge(edge: EdgeShard) -> Result<()> {
         .map_err(|_| StorageError::backend("flushing the shard on close failed"))
 }
 
+/// The engine schema of a field type.
+fn schema_type(t: FieldType) -> PayloadSchemaType {
+    match t {
+        FieldType::Keyword => PayloadSchemaType::Keyword,
+        FieldType::Integer => PayloadSchemaType::Integer,
+        FieldType::Bool => PayloadSchemaType::Bool,
+    }
+}
+
+/// Creates the payload indexes (a no-op in segments that have them). Returns whether the
+/// shard's index summary changed, i.e. whether a flush is worth it.
+fn create_indexes(edge: &EdgeShard, indexes: &[(&'static str, PayloadSchemaType)]) -> Result<bool> {
+    let summary = |edge: &EdgeShard| {
+        let mut s: Vec<(String, usize)> = edge
+            .info()
+            .payload_schema
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.points))
+            .collect();
+        s.sort_unstable();
+        s
+    };
+    let before = summary(edge);
+    for (field, schema) in indexes {
+        edge.update(UpdateOperation::FieldIndexOperation(
+            FieldIndexOperations::CreateIndex(CreateIndex {
+                field_name: JsonPath {
+                    first_key: (*field).to_owned(),
+                    rest: Vec::new(),
+                },
+                field_schema: Some(PayloadFieldSchema::FieldType(*schema)),
+            }),
+        ))
+        .map_err(engine_err)?;
+    }
+    Ok(summary(edge) != before)
+}
+
+/// The `source_file_key` (and `user_id`) filter of [`Op::DeleteBySource`].
+pub(crate) fn source_filter(key: &str, user_id: Option<&str>) -> Result<EdgeFilter> {
+    let mut filter = Filter::eq("source_file_key", key);
+    if let Some(u) = user_id {
+        filter = filter.and(Filter::eq("user_id", u));
+    }
+    to_edge_filter(&filter)
+}
+
 impl Shard {
-    /// Opens the collection `name` under `root`, loading it when its directory exists.
-    pub(crate) fn open(root: &Path, name: &'static str, cfg: &QdrantLocalConfig) -> Result<Shard> {
+    /// Opens the collection `name` under `root`, loading it when its directory exists, and
+    /// makes sure the loaded shard has the payload indexes of `indexes`.
+    pub(crate) fn open(
+        root: &Path,
+        name: &'static str,
+        cfg: &QdrantLocalConfig,
+        indexes: &[(&'static str, FieldType)],
+    ) -> Result<Shard> {
         let path = root.join(name);
         let optimizers = EdgeOptimizersConfig {
             indexing_threshold: cfg.indexing_threshold_kb,
@@ -122,6 +193,7 @@ impl Shard {
             .optimizers(optimizers)
             .wal_options(wal)
             .build();
+        let indexes: Vec<_> = indexes.iter().map(|(f, t)| (*f, schema_type(*t))).collect();
         let slot = if path.join(CONFIG_FILE).exists() || path.join("segments").exists() {
             trim_wal(&path.join(WAL_DIR))?;
             let edge = EdgeShard::load(&path, Some(config.clone())).map_err(|e| {
@@ -137,6 +209,11 @@ impl Shard {
                     engine_err(e)
                 }
             })?;
+            // Shards created before the indexes existed (or segments created since without
+            // them) get them now; the flush makes the one-time build durable.
+            if create_indexes(&edge, &indexes)? {
+                flush(&edge)?;
+            }
             Slot::Open(Box::new(edge))
         } else {
             Slot::Absent
@@ -145,11 +222,20 @@ impl Shard {
             name,
             path,
             config,
+            indexes,
             wal_max_bytes: cfg.wal_max_kb as u64 * 1024,
             vacuum_after: cfg.vacuum_after_changes.max(1),
-            writer: Mutex::new(WriteState { changes: 0 }),
+            writer: Mutex::new(WriteState {
+                changes: 0,
+                dirty: false,
+            }),
             slot: RwLock::new(slot),
         })
+    }
+
+    /// The collection name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
     }
 
     fn unusable(&self, slot: &Slot) -> Option<StorageError> {
@@ -178,52 +264,132 @@ impl Shard {
         }
     }
 
-    /// Runs a write and makes it durable. `f` returns its result and how many existing points
-    /// it deleted or overwrote. With `create`, a missing collection is created first;
-    /// without it, `Ok(None)` is returned for a missing collection.
-    pub(crate) fn write<T>(
-        &self,
-        create: bool,
-        f: impl FnOnce(&EdgeShard) -> Result<(T, usize)>,
-    ) -> Result<Option<T>> {
-        let mut state = lock(&self.writer);
-        if create && matches!(*read(&self.slot), Slot::Absent) {
-            let mut slot = write(&self.slot);
-            if matches!(*slot, Slot::Absent) {
-                fs::create_dir_all(&self.path)
-                    .map_err(|e| io_err("cannot create", &self.path, e))?;
-                let edge = EdgeShard::new(&self.path, self.config.clone()).map_err(engine_err)?;
-                *slot = Slot::Open(Box::new(edge));
-            }
-        }
-        let out = {
-            let guard = read(&self.slot);
-            if let Some(e) = self.unusable(&guard) {
-                return Err(e);
-            }
-            let Slot::Open(edge) = &*guard else {
-                return Ok(None);
-            };
-            let result = f(edge);
-            // Flush even after a failed update: part of it may have been applied.
-            flush(edge)?;
-            let (out, changes) = result?;
-            state.changes += changes;
-            if state.changes >= self.vacuum_after {
-                edge.optimize().map_err(engine_err)?;
-                flush(edge)?;
-                state.changes = 0;
-            }
-            out
-        };
-        if dir_size(&self.path.join(WAL_DIR)) > self.wal_max_bytes {
-            self.reload_trimmed()?;
-        }
-        Ok(Some(out))
+    /// Takes the shard's writer lock. Writers of several shards lock them in store order.
+    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, WriteState> {
+        lock(&self.writer)
     }
 
-    /// Drops the shard, removes old WAL segments and loads it again. Caller holds the writer.
-    fn reload_trimmed(&self) -> Result<()> {
+    /// Fails when the shard is closed or broken.
+    pub(crate) fn check_usable(&self) -> Result<()> {
+        match self.unusable(&read(&self.slot)) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Creates the collection (with its payload indexes, flushed) if it has no data yet.
+    fn ensure_created(&self, _state: &mut WriteState) -> Result<()> {
+        if !matches!(*read(&self.slot), Slot::Absent) {
+            return Ok(());
+        }
+        let mut slot = write(&self.slot);
+        if matches!(*slot, Slot::Absent) {
+            fs::create_dir_all(&self.path).map_err(|e| io_err("cannot create", &self.path, e))?;
+            let edge = EdgeShard::new(&self.path, self.config.clone()).map_err(engine_err)?;
+            create_indexes(&edge, &self.indexes)?;
+            flush(&edge)?;
+            *slot = Slot::Open(Box::new(edge));
+        }
+        Ok(())
+    }
+
+    /// Applies one logged operation to the engine, without flushing (the redo log holds it).
+    /// Upserts create a missing collection; deletes on one do nothing. Returns how many
+    /// existing points it deleted.
+    pub(crate) fn apply(&self, state: &mut WriteState, op: Op) -> Result<u64> {
+        if matches!(op, Op::Upsert(_)) {
+            self.ensure_created(state)?;
+        }
+        let guard = read(&self.slot);
+        if let Some(e) = self.unusable(&guard) {
+            return Err(e);
+        }
+        let Slot::Open(edge) = &*guard else {
+            return Ok(0);
+        };
+        state.dirty = true;
+        let (changes, deleted) = match op {
+            Op::Upsert(points) => {
+                let ids: Vec<PointId> = points.iter().map(|p| p.id).collect();
+                let existing = retrieve(edge, &ids, false, false)?.len();
+                let structs = points
+                    .into_iter()
+                    .map(|p| PointStruct::new(p.id, p.vector, Json::Object(p.payload)).into())
+                    .collect();
+                edge.update(UpdateOperation::PointOperation(
+                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(structs)),
+                ))
+                .map_err(engine_err)?;
+                (existing, 0)
+            }
+            Op::Delete(ids) => {
+                let existing: Vec<PointId> = retrieve(edge, &ids, false, false)?
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect();
+                let n = existing.len();
+                if n > 0 {
+                    edge.update(UpdateOperation::PointOperation(
+                        PointOperations::DeletePoints { ids: existing },
+                    ))
+                    .map_err(engine_err)?;
+                }
+                (n, n as u64)
+            }
+            Op::DeleteBySource { key, user_id } => {
+                let filter = source_filter(&key, user_id.as_deref())?;
+                let n = edge
+                    .count(CountRequest {
+                        filter: Some(filter.clone()),
+                        exact: true,
+                    })
+                    .map_err(engine_err)?;
+                if n > 0 {
+                    edge.update(UpdateOperation::PointOperation(
+                        PointOperations::DeletePointsByFilter(filter),
+                    ))
+                    .map_err(engine_err)?;
+                }
+                (n, n as u64)
+            }
+        };
+        state.changes += changes;
+        Ok(deleted)
+    }
+
+    /// Upkeep after writes: runs the optimisers after `vacuum_after_changes` deletions or
+    /// overwrites, and trims the engine's WAL when it has grown past its bound. Both flush.
+    pub(crate) fn maintain(&self, state: &mut WriteState) -> Result<()> {
+        if state.changes >= self.vacuum_after {
+            let guard = read(&self.slot);
+            if let Slot::Open(edge) = &*guard {
+                edge.optimize().map_err(engine_err)?;
+                flush(edge)?;
+                state.dirty = false;
+            }
+            state.changes = 0;
+        }
+        if dir_size(&self.path.join(WAL_DIR)) > self.wal_max_bytes {
+            self.reload_trimmed(state)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the shard if updates were applied since its last flush.
+    pub(crate) fn flush_if_dirty(&self, state: &mut WriteState) -> Result<()> {
+        if !state.dirty {
+            return Ok(());
+        }
+        let guard = read(&self.slot);
+        if let Slot::Open(edge) = &*guard {
+            flush(edge)?;
+        }
+        state.dirty = false;
+        Ok(())
+    }
+
+    /// Drops the shard, removes old WAL segments and loads it again.
+    fn reload_trimmed(&self, state: &mut WriteState) -> Result<()> {
         let mut slot = write(&self.slot);
         let Slot::Open(edge) = std::mem::replace(&mut *slot, Slot::Absent) else {
             return Ok(());
@@ -235,6 +401,7 @@ impl Shard {
             });
         match outcome {
             Ok(edge) => {
+                state.dirty = false;
                 *slot = Slot::Open(Box::new(edge));
                 Ok(())
             }
@@ -259,13 +426,14 @@ impl Shard {
         let optimized = edge.optimize().map_err(engine_err)?;
         flush(edge)?;
         state.changes = 0;
+        state.dirty = false;
         Ok(optimized)
     }
 
     /// Flushes and releases the shard; later calls fail with `NotInitialized`.
-    pub(crate) fn close(&self) -> Result<()> {
-        let _state = lock(&self.writer);
+    pub(crate) fn close(&self, state: &mut WriteState) -> Result<()> {
         let mut slot = write(&self.slot);
+        state.dirty = false;
         match std::mem::replace(&mut *slot, Slot::Closed) {
             Slot::Open(edge) => close_edge(*edge),
             _ => Ok(()),
