@@ -211,7 +211,13 @@ fn main() {
         dir.path().display()
     ));
 
-    for sync in [Synchronous::Full, Synchronous::Normal] {
+    // BENCH_ONLY=search skips the profile/todo section (for iterating on search).
+    let syncs: &[Synchronous] = if std::env::var("BENCH_ONLY").as_deref() == Ok("search") {
+        &[]
+    } else {
+        &[Synchronous::Full, Synchronous::Normal]
+    };
+    for &sync in syncs {
         let tag = format!("{sync:?}").to_lowercase();
         let mut config = SqliteConfig::new(dir.path().join(format!("ours-{tag}.db")));
         config.synchronous = sync;
@@ -298,77 +304,7 @@ fn main() {
         rt.block_on(ours.close()).unwrap();
     }
 
-    // search_entities at 10k entities of one tenant.
-    let mut config = SqliteConfig::new(dir.path().join("search.db"));
-    config.synchronous = Synchronous::Normal;
-    let ours = Arc::new(rt.block_on(SqliteBackend::open(config.clone())).unwrap());
-    let key = TenantKey::user("searcher");
-    let words = [
-        "apollo", "gemini", "mercury", "vostok", "soyuz", "shenzhou", "artemis", "voyager",
-    ];
-    rt.block_on(async {
-        for i in 0..10_000u64 {
-            let mut e = EntityUpsert::new(
-                key.clone(),
-                format!("Entity {i:05} {}", words[(i % 8) as usize]),
-                format!(
-                    "Person number {i} who worked on the {} programme with team {} and likes topic-{}",
-                    words[(i * 7 % 8) as usize],
-                    i % 97,
-                    i % 1000
-                ),
-            );
-            e.aliases = vec![format!("alias-{i}"), format!("nick{}", i % 500)];
-            e.entity_type = Some("person".into());
-            ours.upsert_entity(&e).await.unwrap();
-        }
-    });
-    report.line("-- search_entities, 10000 entities in one tenant".into());
-    for (label, query) in [
-        ("selective (1 hit)", "alias-4242"),
-        ("220 hits", "nick42"),
-        ("short (2 chars)", "zq"),
-    ] {
-        let o = {
-            let b = Arc::clone(&ours);
-            let key = key.clone();
-            rt.block_on(run_async(1, move |_| {
-                let b = Arc::clone(&b);
-                let key = key.clone();
-                async move {
-                    b.search_entities(&key, query, 20).await.unwrap();
-                }
-            }))
-        };
-        report.line(format!(
-            "{:<28} ours {o:>10.0} ops/s   query {query:?}",
-            format!("search {label}")
-        ));
-    }
-    // The original's statement (LIKE scan, no index) through bare rusqlite, for reference.
-    rt.block_on(ours.close()).unwrap();
-    let bare = Connection::open(&config.path).unwrap();
-    configure_for_bench(&bare, &config).unwrap();
-    let r = run_sync(|_| {
-        let mut stmt = bare
-            .prepare_cached(
-                "SELECT id, entity_name FROM entities WHERE user_id = ?1 AND device_id = ?2 AND agent_id = ?3
-                 AND (entity_name LIKE ?4 OR content LIKE ?4 OR aliases LIKE ?4) ORDER BY updated_at DESC LIMIT 20",
-            )
-            .unwrap();
-        let n = stmt
-            .query_map(
-                params![key.user_id, key.device_id, key.agent_id, "%alias-4242%"],
-                |r| r.get::<_, String>(0),
-            )
-            .unwrap()
-            .count();
-        assert_eq!(n, 1);
-    });
-    report.line(format!(
-        "{:<28} bare {r:>10.0} ops/s   (the original's LIKE scan, for reference)",
-        "search LIKE scan"
-    ));
+    search_section(&rt, dir.path(), &mut report);
 
     let out = target_dir().join("bench-results");
     std::fs::create_dir_all(&out).unwrap();
@@ -376,4 +312,172 @@ fn main() {
     let _ = writeln!(text);
     std::fs::write(out.join("sqlite.txt"), text).unwrap();
     println!("written to {}", out.join("sqlite.txt").display());
+}
+
+/// Entities of the search benchmark: `n` per tenant, names, contents and aliases with words
+/// of varied frequency.
+fn entity(key: &TenantKey, i: u64) -> EntityUpsert {
+    const WORDS: [&str; 8] = [
+        "apollo", "gemini", "mercury", "vostok", "soyuz", "shenzhou", "artemis", "voyager",
+    ];
+    let mut e = EntityUpsert::new(
+        key.clone(),
+        format!("Entity {i:05} {}", WORDS[(i % 8) as usize]),
+        format!(
+            "Person number {i} who worked on the {} programme with team {} and likes topic-{}",
+            WORDS[(i * 7 % 8) as usize],
+            i % 97,
+            i % 1000
+        ),
+    );
+    e.aliases = vec![format!("alias-{i}"), format!("nick{}", i % 500)];
+    e.entity_type = Some("person".into());
+    e
+}
+
+/// The queries of the search benchmark: label, query text.
+const SEARCH_QUERIES: [(&str, &str); 9] = [
+    ("selective (1 hit)", "alias-4242"),
+    ("mixed case (1 hit)", "ENTITY 04242"),
+    ("220 hits", "nick42"),
+    ("dense (every row)", "person"),
+    ("no hit (8 chars)", "xyz-none"),
+    ("2 chars, no hit", "zq"),
+    ("2 chars, 11% rows", "42"),
+    ("2 chars, dense", "ni"),
+    ("1 char, no hit", "q"),
+];
+
+/// The original's statement: LIKE over the three columns, sorted, no index help.
+const ORIGINAL_LIKE_SQL: &str = "SELECT id FROM entities WHERE user_id = ?1 AND device_id = ?2 AND agent_id = ?3
+     AND (entity_name LIKE ?4 OR content LIKE ?4 OR aliases LIKE ?4) ORDER BY updated_at DESC LIMIT 20";
+
+/// Variants measured through bare rusqlite on the same file (ids only, no row decoding).
+const VARIANTS: [(&str, &str); 3] = [
+    (
+        "v2: LIKE, tenant newest first",
+        "SELECT e.id FROM entities AS e INDEXED BY idx_entities_tenant_updated
+         WHERE e.user_id = ?1 AND e.device_id = ?2 AND e.agent_id = ?3
+         AND (e.entity_name LIKE ?4 ESCAPE '\\' OR e.content LIKE ?4 ESCAPE '\\' OR e.aliases LIKE ?4 ESCAPE '\\')
+         ORDER BY e.updated_at DESC, e.rowid DESC LIMIT 20",
+    ),
+    (
+        "v3 scan only: instr(search text)",
+        "SELECT rid FROM entity_search WHERE user_id = ?1 AND device_id = ?2 AND agent_id = ?3
+         AND instr(text, lower(?5)) > 0 ORDER BY updated_at DESC, rid DESC LIMIT 20",
+    ),
+    (
+        "v3 trigram only: all candidates",
+        "SELECT s.rid FROM entity_search_fts AS f CROSS JOIN entity_search AS s ON s.rid = f.rowid
+         WHERE f.entity_search_fts MATCH ?6 AND s.user_id = ?1 AND s.device_id = ?2 AND s.agent_id = ?3
+         ORDER BY s.updated_at DESC, s.rid DESC LIMIT 20",
+    ),
+];
+
+fn like_pattern(text: &str) -> String {
+    let mut out = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+fn search_section(rt: &tokio::runtime::Runtime, dir: &std::path::Path, report: &mut Report) {
+    const PER_TENANT: u64 = 10_000;
+    let mut config = SqliteConfig::new(dir.join("search.db"));
+    config.synchronous = Synchronous::Normal;
+    let ours = Arc::new(rt.block_on(SqliteBackend::open(config.clone())).unwrap());
+    let key = TenantKey::user("searcher");
+    let other = TenantKey::new("someone-else", "phone", "agent");
+    let load = Instant::now();
+    rt.block_on(async {
+        for i in 0..PER_TENANT {
+            ours.upsert_entity(&entity(&key, i)).await.unwrap();
+            // A second tenant with the same texts: results must stay tenant-scoped.
+            ours.upsert_entity(&entity(&other, i)).await.unwrap();
+        }
+    });
+    let load = load.elapsed().as_secs_f64();
+    report.line(format!(
+        "-- search_entities, {PER_TENANT} entities per tenant, 2 tenants, limit 20 \
+         (load: {:.0} upserts/s with the search triggers)",
+        2.0 * PER_TENANT as f64 / load
+    ));
+
+    // Expected hit counts, from the original's LIKE scan (plus the per-alias semantics check).
+    let bare = Connection::open(&config.path).unwrap();
+    configure_for_bench(&bare, &config).unwrap();
+    let expected = |q: &str| -> usize {
+        let mut stmt = bare
+            .prepare_cached(&ORIGINAL_LIKE_SQL.replace("LIKE ?4", "LIKE ?4 ESCAPE '\\'"))
+            .unwrap();
+        stmt.query_map(
+            params![key.user_id, key.device_id, key.agent_id, like_pattern(q)],
+            |r| r.get::<_, String>(0),
+        )
+        .unwrap()
+        .count()
+    };
+    let measure = |label: &str, report: &mut Report| {
+        for (name, query) in SEARCH_QUERIES {
+            let want = expected(query);
+            let got = rt
+                .block_on(ours.search_entities(&key, query, 20))
+                .unwrap();
+            assert_eq!(got.len(), want, "hits of {query:?}");
+            assert!(got.iter().all(|e| e.user_id == key.user_id));
+            assert!(got.windows(2).all(|w| w[0].updated_at >= w[1].updated_at));
+            let o = {
+                let b = Arc::clone(&ours);
+                let key = key.clone();
+                rt.block_on(run_async(1, move |_| {
+                    let b = Arc::clone(&b);
+                    let key = key.clone();
+                    async move {
+                        b.search_entities(&key, query, 20).await.unwrap();
+                    }
+                }))
+            };
+            report.line(format!(
+                "search {name:<22} ours {o:>10.0} ops/s   {want:>2} returned   query {query:?} ({label})"
+            ));
+        }
+    };
+    measure("index segments as written", report);
+    rt.block_on(ours.optimize_entity_search_index()).unwrap();
+    measure("after optimize_entity_search_index", report);
+
+    report.line("-- search variants through bare rusqlite on the same file (ids only)".into());
+    let mut variants = vec![("original: LIKE scan", ORIGINAL_LIKE_SQL)];
+    variants.extend(VARIANTS);
+    for (variant, sql) in variants {
+        for (name, query) in [SEARCH_QUERIES[0], SEARCH_QUERIES[2], SEARCH_QUERIES[5]] {
+            let phrase = format!("\"{}\"", query.to_ascii_lowercase().replace('"', "\"\""));
+            let r = run_sync(|_| {
+                let mut stmt = bare.prepare_cached(sql).unwrap();
+                let all = params![
+                    key.user_id,
+                    key.device_id,
+                    key.agent_id,
+                    like_pattern(query),
+                    query,
+                    phrase
+                ];
+                let n = stmt.parameter_count();
+                let n = stmt
+                    .query_map(&all[..n], |r| r.get::<_, rusqlite::types::Value>(0))
+                    .unwrap()
+                    .count();
+                std::hint::black_box(n);
+            });
+            report.line(format!(
+                "search {name:<22} bare {r:>10.0} ops/s   {variant} (query {query:?})"
+            ));
+        }
+    }
+    rt.block_on(ours.close()).unwrap();
 }

@@ -9,7 +9,7 @@ use storage_core::*;
 
 use crate::config::SqliteConfig;
 use crate::pool::{self, Pool};
-use crate::{queries as q, schema};
+use crate::{queries as q, schema, search};
 
 const NAME: &str = "sqlite";
 
@@ -19,6 +19,7 @@ const NAME: &str = "sqlite";
 #[derive(Clone)]
 pub struct SqliteBackend {
     pool: Arc<Pool>,
+    search: Arc<search::SearchState>,
     path: PathBuf,
 }
 
@@ -73,6 +74,7 @@ impl SqliteBackend {
             .collect::<Result<Vec<_>>>()?;
         Ok(SqliteBackend {
             pool: Arc::new(Pool::new(writer, readers)),
+            search: Arc::default(),
             path: path.to_path_buf(),
         })
     }
@@ -291,8 +293,9 @@ impl DocumentStorageBackend for SqliteBackend {
                 .and_then(|_| records::validate_text("query_text", query_text)),
         )?;
         let (k, t) = (key.clone(), query_text.to_owned());
+        let state = Arc::clone(&self.search);
         self.read("search_entities", move |c| {
-            q::search_entities(c, &k, &t, limit)
+            search::search_entities(c, &state, &k, &t, limit)
         })
         .await
     }

@@ -7,6 +7,7 @@ mod mapping;
 mod pool;
 mod queries;
 mod schema;
+mod search;
 
 pub use backend::SqliteBackend;
 pub use config::{DEFAULT_PATH, SqliteConfig, Synchronous};
