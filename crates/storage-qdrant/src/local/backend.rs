@@ -24,7 +24,7 @@ use super::lock::DirLock;
 use super::records::{
     INTERNAL_PAGE, native_filter, retrieve, scroll_page, to_context, walk, with_ids,
 };
-use super::redo::{Entry, LoggedPoint, Op, RedoLog, encode_record};
+use super::redo::{Entry, LoggedPoint, Op, REDO_FILE, RedoLog, encode_record};
 use super::scroll;
 use super::shard::{Shard, engine_err, source_filter};
 use crate::config::QdrantLocalConfig;
@@ -391,15 +391,18 @@ impl QdrantLocalBackend {
         .await
     }
 
-    /// Bytes allocated on disk by the store's collections (segments, write-ahead logs,
-    /// configuration). The engine's files are sparse, so apparent sizes are much larger.
+    /// Bytes allocated on disk by the store: its collections (segments, write-ahead logs,
+    /// configuration) and its redo log. The engine's files are sparse, so apparent sizes are
+    /// much larger.
     pub fn disk_usage(&self) -> u64 {
+        let redo = super::shard::allocated_size_of(&self.inner.config.path.join(REDO_FILE));
         self.inner
             .shards
             .iter()
             .chain(self.inner.todo.as_ref())
             .map(Shard::disk_bytes)
-            .sum()
+            .sum::<u64>()
+            + redo
     }
 }
 

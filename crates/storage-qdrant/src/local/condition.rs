@@ -180,7 +180,8 @@ fn range_condition(field: &str, range: &Range) -> Result<Condition> {
 mod tests {
     use super::*;
     use qdrant_edge::{
-        CountRequest, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PointId,
+        CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeVectorParams,
+        FieldIndexOperations, PayloadFieldSchema, PayloadSchemaType, PointId,
         PointInsertOperations, PointOperations, PointStruct, UpdateOperation,
     };
     use serde_json::json;
@@ -199,14 +200,36 @@ mod tests {
         .collect()
     }
 
-    /// Every translated filter selects exactly the records `Filter::matches` selects.
+    /// Every translated filter selects exactly the records `Filter::matches` selects, with
+    /// and without payload indexes on the fields (keyword `s`, integer `n`, bool `b`).
     #[test]
     fn translation_agrees_with_the_reference_semantics() {
+        translation_agrees(false);
+        translation_agrees(true);
+    }
+
+    fn translation_agrees(indexed: bool) {
         let dir = tempfile::tempdir().unwrap();
         let config = EdgeConfig::builder()
             .vector("", EdgeVectorParams::builder(2, Distance::Cosine).build())
             .build();
         let edge = EdgeShard::new(dir.path(), config).unwrap();
+        if indexed {
+            for (field, schema) in [
+                ("s", PayloadSchemaType::Keyword),
+                ("n", PayloadSchemaType::Integer),
+                ("b", PayloadSchemaType::Bool),
+            ] {
+                edge.update(UpdateOperation::FieldIndexOperation(
+                    FieldIndexOperations::CreateIndex(CreateIndex {
+                        field_name: key(field),
+                        field_schema: Some(PayloadFieldSchema::FieldType(schema)),
+                    }),
+                ))
+                .unwrap();
+            }
+            assert_eq!(edge.info().payload_schema.len(), 3);
+        }
         let recs = records();
         let points = recs
             .iter()
@@ -240,6 +263,13 @@ mod tests {
             Filter::lt("f", 1.0),
             Filter::between("n", -4, 2),
             Filter::gt("n", 1.5),
+            Filter::lte("n", 2.5),
+            Filter::between("n", -4.5, 1.0),
+            Filter::lt("n", -4),
+            Filter::eq("n", 2.0),
+            Filter::eq("s", 1),
+            Filter::is_in("s", ["zz"]),
+            Filter::ne("n", 10),
             Filter::gte("s", 1),
             Filter::eq("s", "a").and(Filter::eq("b", true)),
             Filter::eq("s", "a").or(Filter::eq("n", 10)),
@@ -260,7 +290,7 @@ mod tests {
                     exact: true,
                 })
                 .unwrap();
-            assert_eq!(n, expected.len(), "count of {f:?}");
+            assert_eq!(n, expected.len(), "count of {f:?} (indexed: {indexed})");
             let (found, _) = edge
                 .scroll(qdrant_edge::ScrollRequest {
                     offset: None,
@@ -279,7 +309,7 @@ mod tests {
                 })
                 .collect();
             got.sort_unstable();
-            assert_eq!(got, expected, "records of {f:?}");
+            assert_eq!(got, expected, "records of {f:?} (indexed: {indexed})");
         }
     }
 

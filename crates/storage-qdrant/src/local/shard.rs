@@ -476,6 +476,11 @@ pub(crate) fn allocated_size(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Bytes allocated on disk by one file (0 when missing).
+pub(crate) fn allocated_size_of(file: &Path) -> u64 {
+    fs::metadata(file).map_or(0, |m| allocated(&m))
+}
+
 #[cfg(unix)]
 fn allocated(m: &fs::Metadata) -> u64 {
     use std::os::unix::fs::MetadataExt;
@@ -509,4 +514,99 @@ fn trim_wal(wal_dir: &Path) -> Result<()> {
         fs::remove_file(&path).map_err(|e| io_err("cannot remove old WAL segment", &path, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::redo::LoggedPoint;
+    use storage_core::payload::INDEXED_FIELDS;
+
+    fn indexed(shard: &Shard) -> Vec<String> {
+        let mut fields: Vec<String> = shard
+            .read(|edge| Ok(edge.info().payload_schema))
+            .unwrap()
+            .unwrap()
+            .into_keys()
+            .map(|k| k.to_string())
+            .collect();
+        fields.sort_unstable();
+        fields
+    }
+
+    fn expected() -> Vec<String> {
+        let mut fields: Vec<String> = INDEXED_FIELDS.iter().map(|(f, _)| f.to_string()).collect();
+        fields.sort_unstable();
+        fields
+    }
+
+    fn point(n: u64) -> LoggedPoint {
+        let payload = serde_json::json!({"user_id": format!("u{}", n % 2), "hierarchy_level": 1});
+        LoggedPoint {
+            id: PointId::NumId(n),
+            vector: vec![1.0, n as f32],
+            payload: payload.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn new_collections_get_the_payload_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = QdrantLocalConfig::new(dir.path(), 2);
+        let shard = Shard::open(dir.path(), "event", &cfg, INDEXED_FIELDS).unwrap();
+        let mut w = shard.lock_writer();
+        shard
+            .apply(&mut w, Op::Upsert((0..10).map(point).collect()))
+            .unwrap();
+        assert_eq!(indexed(&shard), expected());
+        shard.close(&mut w).unwrap();
+    }
+
+    /// A shard written before the indexes existed gets them when it is opened.
+    #[test]
+    fn shards_without_indexes_get_them_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = QdrantLocalConfig::new(dir.path(), 2);
+        let path = dir.path().join("event");
+        fs::create_dir_all(&path).unwrap();
+        {
+            let config = EdgeConfig::builder()
+                .vector("", EdgeVectorParams::builder(2, Distance::Cosine).build())
+                .build();
+            let edge = EdgeShard::new(&path, config).unwrap();
+            let points = (0..10)
+                .map(|n| {
+                    let p = point(n);
+                    PointStruct::new(p.id, p.vector, Json::Object(p.payload)).into()
+                })
+                .collect();
+            edge.update(UpdateOperation::PointOperation(
+                PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+            ))
+            .unwrap();
+            assert!(edge.info().payload_schema.is_empty());
+        }
+        let shard = Shard::open(dir.path(), "event", &cfg, INDEXED_FIELDS).unwrap();
+        assert_eq!(indexed(&shard), expected());
+        let users = shard
+            .read(|edge| {
+                edge.count(CountRequest {
+                    filter: Some(source_filter("none", None)?),
+                    exact: true,
+                })
+                .map_err(engine_err)
+            })
+            .unwrap();
+        assert_eq!(users, Some(0));
+        let per_user = shard.read(|edge| Ok(edge.info().payload_schema)).unwrap().unwrap();
+        let user_index = per_user
+            .iter()
+            .find(|(k, _)| k.to_string() == "user_id")
+            .map(|(_, v)| v.points);
+        assert_eq!(user_index, Some(10), "all points indexed");
+        shard.close(&mut shard.lock_writer()).unwrap();
+        // Idempotent: a second open finds them and changes nothing.
+        let shard = Shard::open(dir.path(), "event", &cfg, INDEXED_FIELDS).unwrap();
+        assert_eq!(indexed(&shard), expected());
+    }
 }
