@@ -425,9 +425,7 @@ fn search_section(rt: &tokio::runtime::Runtime, dir: &std::path::Path, report: &
     let measure = |label: &str, report: &mut Report| {
         for (name, query) in SEARCH_QUERIES {
             let want = expected(query);
-            let got = rt
-                .block_on(ours.search_entities(&key, query, 20))
-                .unwrap();
+            let got = rt.block_on(ours.search_entities(&key, query, 20)).unwrap();
             assert_eq!(got.len(), want, "hits of {query:?}");
             assert!(got.iter().all(|e| e.user_id == key.user_id));
             assert!(got.windows(2).all(|w| w[0].updated_at >= w[1].updated_at));

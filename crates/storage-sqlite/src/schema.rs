@@ -222,9 +222,15 @@ INSERT INTO entities_fts(entities_fts) VALUES ('rebuild');
 macro_rules! search_text {
     ($r:literal) => {
         concat!(
-            "lower(coalesce(", $r, ".entity_name, '')) || char(31) || lower(coalesce(", $r,
+            "lower(coalesce(",
+            $r,
+            ".entity_name, '')) || char(31) || lower(coalesce(",
+            $r,
             ".content, '')) || char(31) || coalesce((SELECT group_concat(lower(value), char(31)) \
-             FROM json_each(CASE WHEN json_valid(", $r, ".aliases) THEN ", $r,
+             FROM json_each(CASE WHEN json_valid(",
+            $r,
+            ".aliases) THEN ",
+            $r,
             ".aliases ELSE '[]' END)) || char(31), '') || char(31)"
         )
     };
@@ -236,8 +242,12 @@ macro_rules! search_forget {
     ($r:literal) => {
         concat!(
             "INSERT INTO entity_search_fts(entity_search_fts, rowid, text) \
-                 SELECT 'delete', rid, text FROM entity_search WHERE rid = ", $r, ".rowid;
-             DELETE FROM entity_search WHERE rid = ", $r, ".rowid;"
+                 SELECT 'delete', rid, text FROM entity_search WHERE rid = ",
+            $r,
+            ".rowid;
+             DELETE FROM entity_search WHERE rid = ",
+            $r,
+            ".rowid;"
         )
     };
 }

@@ -9,7 +9,7 @@
 //! A search picks one of these plans, all exact:
 //!
 //! - **trigram candidates**, when the query is selective: for 3+ characters, the rows holding
-//!   the query's two rarest trigrams (`AND`, not the phrase: a phrase makes FTS5 walk the
+//!   the query's rarest trigram, or two rarest (`AND`, never the phrase: a phrase makes FTS5 walk the
 //!   doclists of every trigram, and common ones cost milliseconds); for 1 or 2 characters, the
 //!   rows holding any trigram that starts with the query (listed live from
 //!   `entity_search_vocab`; every character of a search text is followed by at least two more,
@@ -23,8 +23,8 @@
 //! - **entity scan** for queries containing `char(31)` (the separator) or NUL (FTS5 query
 //!   strings cannot carry it): the tenant's entities newest first, compared in Rust.
 //!
-//! Selectivity is estimated from [`TrigramStats`]: trigram document frequencies of a sample of
-//! the newest search texts, kept in memory and rebuilt when the table has grown by a quarter
+//! Selectivity is estimated from [`TrigramStats`]: trigram document frequencies of a random
+//! sample of search texts, kept in memory and rebuilt when the table has grown by a quarter
 //! (checked with one `max(rid)` lookup per search). The statistics only choose a plan; they
 //! never decide a result, so stale statistics cost speed, not correctness.
 //!
@@ -50,21 +50,25 @@ pub(crate) const MAX_CANDIDATES: usize = 1000;
 /// rarest trigram is at most this.
 const MAX_ESTIMATE: f64 = 600.0;
 
+/// The rarest trigram alone serves as the candidate query when estimated in at most this many
+/// rows; above, the two rarest are combined (`AND`).
+const PAIR_ABOVE: f64 = 64.0;
+
 /// A 1- or 2-character query with more trigrams starting with it than this scans instead.
 const MAX_PREFIX_TERMS: usize = 64;
 
-/// Number of newest search texts sampled for the statistics.
+/// Number of search texts sampled (at random rowids) for the statistics.
 const SAMPLE_ROWS: i64 = 1024;
 
 /// The field separator of the search text.
 const SEP: char = '\u{1f}';
 
-const CANDIDATES_SQL: &str = "SELECT s.rid, s.updated_at, instr(s.text, ?5) > 0
+const CANDIDATES_SQL: &str = "SELECT s.rid, s.updated_at, s.text
      FROM entity_search_fts AS f CROSS JOIN entity_search AS s ON s.rid = f.rowid
      WHERE f.entity_search_fts MATCH ?4 AND s.user_id = ?1 AND s.device_id = ?2 AND s.agent_id = ?3";
 
-const SCAN_SQL: &str = "SELECT rid FROM entity_search
-     WHERE user_id = ?1 AND device_id = ?2 AND agent_id = ?3 AND instr(text, ?4) > 0
+const SCAN_SQL: &str = "SELECT rid, text FROM entity_search
+     WHERE user_id = ?1 AND device_id = ?2 AND agent_id = ?3
      ORDER BY updated_at DESC, rid DESC";
 
 const PREFIX_TERMS_SQL: &str =
@@ -75,7 +79,7 @@ const LOAD_SQL: &str = "SELECT id, user_id, device_id, agent_id, entity_name, en
      summary, keywords, aliases, metadata, created_at, updated_at FROM entities \
      WHERE rowid = ?1 AND user_id = ?2 AND device_id = ?3 AND agent_id = ?4";
 
-/// Trigram document frequencies over a sample of search texts.
+/// Trigram document frequencies over a random sample of search texts.
 #[derive(Debug, Default)]
 pub(crate) struct TrigramStats {
     /// `max(rid)` of `entity_search` when sampled.
@@ -89,29 +93,43 @@ pub(crate) struct TrigramStats {
 }
 
 impl TrigramStats {
+    /// Samples up to [`SAMPLE_ROWS`] rows at random rowids (one index seek each).
     fn build(conn: &Connection, max_rid: i64) -> Result<Self> {
-        let rows: i64 = conn
-            .prepare_cached("SELECT count(*) FROM entity_search")
+        let (rows, min_rid): (i64, i64) = conn
+            .prepare_cached("SELECT count(*), coalesce(min(rid), 0) FROM entity_search")
             .sql()?
-            .query_row([], |r| r.get(0))
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .sql()?;
         let mut stmt = conn
-            .prepare_cached("SELECT text FROM entity_search ORDER BY rid DESC LIMIT ?1")
+            .prepare_cached("SELECT text FROM entity_search WHERE rid >= ?1 ORDER BY rid LIMIT 1")
             .sql()?;
-        let mut it = stmt.query([SAMPLE_ROWS]).sql()?;
         let mut counts: HashMap<Box<str>, u32> = HashMap::new();
         let mut sampled = 0;
-        while let Some(row) = it.next().sql()? {
+        let span = (max_rid - min_rid + 1).max(1) as u64;
+        // xorshift64*, seeded from the clock: the sample only has to be spread out.
+        let mut x = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)
+            | 1;
+        for _ in 0..SAMPLE_ROWS.min(rows) {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            let rid = min_rid + (x.wrapping_mul(0x2545_F491_4F6C_DD1D) % span) as i64;
+            let mut it = stmt.query([rid]).sql()?;
+            let Some(row) = it.next().sql()? else {
+                continue;
+            };
             let Ok(text) = row.get_ref(0).sql()?.as_str() else {
                 continue;
             };
             sampled += 1;
             let seen: HashSet<&str> = trigrams(text).collect();
-            for t in &seen {
-                match counts.get_mut(*t) {
+            for t in seen {
+                match counts.get_mut(t) {
                     Some(n) => *n += 1,
                     None => {
-                        counts.insert((*t).into(), 1);
+                        counts.insert(t.into(), 1);
                     }
                 }
             }
@@ -200,6 +218,15 @@ fn trigrams(text: &str) -> impl Iterator<Item = &str> {
         .chain(std::iter::once(text.len()))
         .collect();
     (0..bounds.len().saturating_sub(3)).map(move |i| &text[bounds[i]..bounds[i + 3]])
+}
+
+/// Whether `haystack` contains `needle` (bytes), with the standard library's vectorised
+/// substring search.
+fn memmem(haystack: &[u8], needle: &[u8]) -> bool {
+    match (std::str::from_utf8(haystack), std::str::from_utf8(needle)) {
+        (Ok(h), Ok(n)) => h.contains(n),
+        _ => haystack.windows(needle.len().max(1)).any(|w| w == needle),
+    }
 }
 
 /// Whether `haystack` contains `needle_lower` (already ASCII-lowercased), ASCII
@@ -311,15 +338,20 @@ fn candidate_query(conn: &Connection, state: &SearchState, needle: &str) -> Resu
             .collect();
         grams.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         grams.dedup_by(|a, b| a.1 == b.1);
-        if grams[0].0 > MAX_ESTIMATE {
+        let rarest = grams[0];
+        if rarest.0 > MAX_ESTIMATE {
             return Ok(None);
         }
-        let query = grams
-            .iter()
-            .take(2)
-            .map(|(_, t)| map::fts_phrase(t))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        // A second trigram costs a doclist walk for every candidate of the first: worth it
+        // only when it is nearly as rare and the first is not rare already.
+        let mut query = map::fts_phrase(rarest.1);
+        if let Some(second) = grams.get(1)
+            && rarest.0 > PAIR_ABOVE
+            && second.0 <= 4.0 * rarest.0
+        {
+            query.push_str(" AND ");
+            query.push_str(&map::fts_phrase(second.1));
+        }
         return Ok(Some(query));
     }
     if stats.is_some_and(|s| s.estimate_prefix(needle) > MAX_ESTIMATE) {
@@ -363,7 +395,7 @@ fn candidates(
 ) -> Result<Option<Vec<i64>>> {
     let mut stmt = conn.prepare_cached(CANDIDATES_SQL).sql()?;
     let mut rows = stmt
-        .query(params![k.user_id, k.device_id, k.agent_id, query, needle])
+        .query(params![k.user_id, k.device_id, k.agent_id, query])
         .sql()?;
     let mut hits: Vec<(Value, i64)> = Vec::new();
     let mut n = 0;
@@ -372,7 +404,11 @@ fn candidates(
         if n > MAX_CANDIDATES {
             return Ok(None);
         }
-        if row.get::<_, bool>(2).sql()? {
+        let hit = match row.get_ref(2).sql()? {
+            rusqlite::types::ValueRef::Text(t) => memmem(t, needle.as_bytes()),
+            _ => false,
+        };
+        if hit {
             hits.push((row.get(1).sql()?, row.get(0).sql()?));
         }
     }
@@ -390,7 +426,10 @@ fn load_hit(conn: &Connection, k: &TenantKey, needle: &str, rid: i64) -> Result<
     let e = conn
         .prepare_cached(LOAD_SQL)
         .sql()?
-        .query_row(params![rid, k.user_id, k.device_id, k.agent_id], map::entity)
+        .query_row(
+            params![rid, k.user_id, k.device_id, k.agent_id],
+            map::entity,
+        )
         .optional()
         .sql()?;
     Ok(e.filter(|e| entity_matches(e, needle)))
@@ -417,11 +456,15 @@ fn load_all(
 fn recency_scan(conn: &Connection, k: &TenantKey, needle: &str, limit: u32) -> Result<Vec<Entity>> {
     let mut stmt = conn.prepare_cached(SCAN_SQL).sql()?;
     let mut rows = stmt
-        .query(params![k.user_id, k.device_id, k.agent_id, needle])
+        .query(params![k.user_id, k.device_id, k.agent_id])
         .sql()?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().sql()? {
-        if let Some(e) = load_hit(conn, k, needle, row.get(0).sql()?)? {
+        let hit = match row.get_ref(1).sql()? {
+            rusqlite::types::ValueRef::Text(t) => memmem(t, needle.as_bytes()),
+            _ => false,
+        };
+        if hit && let Some(e) = load_hit(conn, k, needle, row.get(0).sql()?)? {
             out.push(e);
             if out.len() >= limit as usize {
                 break;
@@ -470,7 +513,10 @@ mod tests {
         assert!(contains_ascii_ci("Alice Smith", "ce sm"));
         assert!(contains_ascii_ci("北京人", "北京"));
         assert!(contains_ascii_ci("x", ""));
-        assert!(!contains_ascii_ci("Émile", "émile"), "non-ASCII letters keep their case");
+        assert!(
+            !contains_ascii_ci("Émile", "émile"),
+            "non-ASCII letters keep their case"
+        );
         assert!(!contains_ascii_ci("ab", "abc"));
         assert!(contains_ascii_ci("100% OF", "0% o"));
     }
