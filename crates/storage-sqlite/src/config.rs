@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use storage_core::config::lenient;
 use storage_core::{Result, StorageError};
 
 /// Default database file, as in the original (`./persist/sqlite/app.db`).
@@ -34,7 +35,9 @@ impl Synchronous {
 
 /// Configuration of [`crate::SqliteBackend`]: the `config:` map of a `sqlite` entry of the
 /// original's `storage.backends` list (`config: {path: ./persist/sqlite/app.db}`), plus our
-/// knobs. Unknown keys are ignored, so the original's YAML loads unchanged.
+/// knobs. Unknown keys are ignored, so the original's YAML loads unchanged. Numeric fields
+/// also accept strings (`readers: "${SQLITE_READERS:4}"`), as `${VAR:default}` substitution
+/// yields strings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SqliteConfig {
@@ -44,13 +47,16 @@ pub struct SqliteConfig {
     pub path: PathBuf,
     /// Number of read-only connections serving reads in parallel with the writer (at least 1,
     /// at most 64). Default 4.
+    #[serde(deserialize_with = "lenient")]
     pub readers: usize,
     /// How long a statement waits for a lock held by another process before failing with a
     /// retryable error, in milliseconds (`PRAGMA busy_timeout`). Default 5000.
+    #[serde(deserialize_with = "lenient")]
     pub busy_timeout_ms: u64,
     /// Commit durability, see [`Synchronous`]. Default `full`.
     pub synchronous: Synchronous,
     /// Page cache size per connection, in KiB (`PRAGMA cache_size = -N`). Default 8192 (8 MiB).
+    #[serde(deserialize_with = "lenient")]
     pub cache_size_kib: u32,
 }
 
@@ -127,6 +133,29 @@ mod tests {
         .unwrap();
         assert_eq!(c.synchronous, Synchronous::Normal);
         assert_eq!(c.readers, 2);
+    }
+
+    #[test]
+    fn numbers_may_be_strings_from_substitution() {
+        let c: SqliteConfig = serde_json::from_value(serde_json::json!({
+            "readers": "2", "busy_timeout_ms": "100", "cache_size_kib": " 4096 "
+        }))
+        .unwrap();
+        assert_eq!(
+            (c.readers, c.busy_timeout_ms, c.cache_size_kib),
+            (2, 100, 4096)
+        );
+        assert_eq!(
+            c.path,
+            PathBuf::from(DEFAULT_PATH),
+            "missing keys keep their defaults"
+        );
+        let e = serde_json::from_value::<SqliteConfig>(serde_json::json!({"readers": "two"}))
+            .unwrap_err();
+        assert!(e.to_string().contains("two"), "{e}");
+        assert!(
+            serde_json::from_value::<SqliteConfig>(serde_json::json!({"readers": "-1"})).is_err()
+        );
     }
 
     #[test]

@@ -19,7 +19,11 @@ fn entity(key: &TenantKey, i: u64) -> EntityUpsert {
             WORDS[(i * 7 % 8) as usize],
             i % 97,
             i % 300,
-            if i % 50 == 0 { " \u{1f}sep\u{0}nul" } else { "" }
+            if i % 50 == 0 {
+                " \u{1f}sep\u{0}nul"
+            } else {
+                ""
+            }
         ),
     );
     e.aliases = vec![format!("alias-{i}"), format!("Nick{}", i % 250)];
@@ -125,7 +129,10 @@ async fn every_plan_matches_the_reference() {
     }
     check_all(&b, &key, "after updates").await;
     let found = b.search_entities(&key, "KEPLER", 500).await.unwrap();
-    assert_eq!(found.len(), reference(&all_of(&b, &key).await, "kepler", 500).len());
+    assert_eq!(
+        found.len(),
+        reference(&all_of(&b, &key).await, "kepler", 500).len()
+    );
     assert!(found.len() > 300);
 
     b.optimize_entity_search_index().await.unwrap();
