@@ -76,7 +76,10 @@ async fn rewriting_the_same_points_keeps_disk_use_bounded() {
         peak = peak.max(store.disk_usage());
         let redo = redo_log_size(dir.path());
         max_redo = max_redo.max(redo);
-        assert!(redo <= 1024 * 1024, "redo log is {redo} B after round {round}");
+        assert!(
+            redo <= 1024 * 1024,
+            "redo log is {redo} B after round {round}"
+        );
         if round % 10 == 0 {
             // Reopen: the WAL is trimmed at open too, and numbering must continue.
             store.close().await.unwrap();

@@ -82,7 +82,12 @@ async fn write_history(store: &QdrantLocalBackend) {
     );
     for id in 0..5 {
         store
-            .upsert_todo_embedding(id, &format!("todo {id}"), &vector(DIM, 900 + id as u64), None)
+            .upsert_todo_embedding(
+                id,
+                &format!("todo {id}"),
+                &vector(DIM, 900 + id as u64),
+                None,
+            )
             .await
             .unwrap();
     }
@@ -104,7 +109,11 @@ async fn replaying_an_already_applied_log_gives_the_same_state() {
     assert!(expected.0.iter().any(|c| c.id == "c-15"));
     // The log as a crash between the checkpoint's flush and its truncation would leave it.
     let log = std::fs::read(log_path(dir.path())).unwrap();
-    assert!(log.len() > 1000, "the history is in the log ({} B)", log.len());
+    assert!(
+        log.len() > 1000,
+        "the history is in the log ({} B)",
+        log.len()
+    );
     store.close().await.unwrap();
     assert_eq!(std::fs::metadata(log_path(dir.path())).unwrap().len(), 0);
 

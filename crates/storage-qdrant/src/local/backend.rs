@@ -36,6 +36,17 @@ use crate::points::{ContextPoint, TODO_FIELD_ID, decode_todo, encode_contexts, t
 pub(crate) const BACKEND: &str = "qdrant-local";
 /// Name of the todo collection.
 const TODO_COLLECTION: &str = "todo";
+/// Payload indexes of the context collections: [`INDEXED_FIELDS`] but `context_type`, which
+/// is the same for every point of a collection (one collection per type), so its index would
+/// select everything or nothing while costing index files and flush time.
+fn context_indexes() -> Vec<(&'static str, storage_core::payload::FieldType)> {
+    INDEXED_FIELDS
+        .iter()
+        .filter(|(f, _)| *f != "context_type")
+        .copied()
+        .collect()
+}
+
 /// Payload indexes of the todo collection (`todo_id`, integer: lookups by id in filters).
 const TODO_INDEXES: &[(&str, storage_core::payload::FieldType)] =
     &[(TODO_FIELD_ID, storage_core::payload::FieldType::Integer)];
@@ -327,7 +338,7 @@ impl QdrantLocalBackend {
             let lock = DirLock::acquire(&root)?;
             let shards = ContextType::ALL
                 .into_iter()
-                .map(|t| Shard::open(&root, t.as_str(), &config, INDEXED_FIELDS))
+                .map(|t| Shard::open(&root, t.as_str(), &config, &context_indexes()))
                 .collect::<Result<Vec<_>>>()?;
             let todo = if config.todo_embeddings {
                 Some(Shard::open(&root, TODO_COLLECTION, &config, TODO_INDEXES)?)
@@ -343,12 +354,12 @@ impl QdrantLocalBackend {
                 closed: AtomicBool::new(false),
                 lock: Mutex::new(Some(lock)),
             });
-            if !parsed.records.is_empty() || parsed.dropped > 0 {
-                if let Err(e) = inner.replay(parsed.records, &root) {
-                    // Leave the log as it is for the next attempt.
-                    inner.closed.store(true, Ordering::Release);
-                    return Err(e);
-                }
+            if (!parsed.records.is_empty() || parsed.dropped > 0)
+                && let Err(e) = inner.replay(parsed.records, &root)
+            {
+                // Leave the log as it is for the next attempt.
+                inner.closed.store(true, Ordering::Release);
+                return Err(e);
             }
             tracing::debug!(path = %root.display(), "qdrant local store opened");
             Ok(QdrantLocalBackend { inner })
@@ -498,7 +509,10 @@ impl VectorStorageBackend for QdrantLocalBackend {
             return Ok(0);
         }
         let inner = self.inner.clone();
-        blocking(OP, move || delete_points(&inner, inner.shard(context_type), points)).await
+        blocking(OP, move || {
+            delete_points(&inner, inner.shard(context_type), points)
+        })
+        .await
     }
 
     async fn batch_upsert_processed_context(
@@ -625,15 +639,20 @@ impl VectorStorageBackend for QdrantLocalBackend {
                 hits.extend(found);
             }
             if let Some(threshold) = q.score_threshold {
-                hits.retain(|h: &ScoredContext| h.score >= threshold);
+                hits.retain(|h: &Hit| h.score >= threshold);
             }
-            hits.sort_by(|a, b| {
-                b.score
-                    .total_cmp(&a.score)
-                    .then_with(|| a.context.id.cmp(&b.context.id))
-            });
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
             hits.truncate(q.top_k);
-            Ok(hits)
+            // Only the survivors of the merge are decoded (with all types searched, up to
+            // five times `top_k` hits come back).
+            hits.into_iter()
+                .map(|h| {
+                    Ok(ScoredContext {
+                        context: to_context(h.point.id, h.point.payload, h.point.vector)?,
+                        score: h.score,
+                    })
+                })
+                .collect()
         })
         .await
     }
@@ -970,6 +989,13 @@ fn search_request(
     }
 }
 
+/// A search hit before decoding: its clamped score, context id (for ties) and the point.
+struct Hit {
+    score: f32,
+    id: String,
+    point: qdrant_edge::ScoredPoint,
+}
+
 /// Native top-k in one collection. With a string range in the filter, the matching ids are
 /// collected first (cursor + in-process check) and the search is restricted to them, so the
 /// result is exact.
@@ -979,7 +1005,7 @@ fn search_type(
     vector: &[f32],
     top_k: usize,
     need_vector: bool,
-) -> Result<Vec<ScoredContext>> {
+) -> Result<Vec<Hit>> {
     let native = native_filter(plan)?;
     let filter = if plan.post.is_some() {
         let mut ids = Vec::new();
@@ -997,14 +1023,29 @@ fn search_type(
     let hits = edge
         .search(search_request(vector.to_vec(), filter, top_k, need_vector))
         .map_err(engine_err)?;
-    hits.into_iter()
-        .map(|h| {
-            Ok(ScoredContext {
-                context: to_context(h.id, h.payload, h.vector)?,
-                score: clamp_score(h.score),
-            })
+    Ok(hits
+        .into_iter()
+        .map(|h| Hit {
+            score: clamp_score(h.score),
+            id: context_id(&h),
+            point: h,
         })
-        .collect()
+        .collect())
+}
+
+/// The context id of a hit, as [`to_context`] will decode it: `original_id`, else `id`, else
+/// the point id.
+fn context_id(h: &qdrant_edge::ScoredPoint) -> String {
+    let field = |k: &str| {
+        h.payload
+            .as_ref()
+            .and_then(|p| p.0.get(k))
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    };
+    field(storage_core::payload::FIELD_ORIGINAL_ID)
+        .or_else(|| field(storage_core::payload::FIELD_ID))
+        .unwrap_or_else(|| h.id.to_string())
 }
 
 /// `limit` contexts after skipping `offset`, in point id order, walking the native cursor.

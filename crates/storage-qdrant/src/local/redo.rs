@@ -447,8 +447,9 @@ pub(crate) fn parse_log(bytes: &[u8], path: &Path) -> Result<Parsed> {
                 at = end;
             }
             None => {
-                let later = (at + 1..bytes.len().saturating_sub(HEADER - 1))
-                    .find(|&i| bytes[i..i + 4] == MAGIC.to_le_bytes() && valid_frame(bytes, i).is_some());
+                let later = (at + 1..bytes.len().saturating_sub(HEADER - 1)).find(|&i| {
+                    bytes[i..i + 4] == MAGIC.to_le_bytes() && valid_frame(bytes, i).is_some()
+                });
                 if let Some(next) = later {
                     return Err(StorageError::data_corrupted(format!(
                         "redo log {}: record at byte {at} is corrupt and a valid record follows \
@@ -616,7 +617,9 @@ mod tests {
                 collection: "event".into(),
                 op: Op::Upsert(vec![
                     LoggedPoint {
-                        id: PointId::Uuid(Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef)),
+                        id: PointId::Uuid(Uuid::from_u128(
+                            0x0123_4567_89ab_cdef_0123_4567_89ab_cdef,
+                        )),
                         vector: vec![0.1, -0.0, f32::MIN_POSITIVE, 1.0e-40, 3.4e38],
                         payload: payload.as_object().unwrap().clone(),
                     },
@@ -669,7 +672,14 @@ mod tests {
         let Op::Upsert(orig) = &e[0].op else {
             unreachable!()
         };
-        assert_eq!(bits, orig[0].vector.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            bits,
+            orig[0]
+                .vector
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -598,7 +598,10 @@ mod tests {
             })
             .unwrap();
         assert_eq!(users, Some(0));
-        let per_user = shard.read(|edge| Ok(edge.info().payload_schema)).unwrap().unwrap();
+        let per_user = shard
+            .read(|edge| Ok(edge.info().payload_schema))
+            .unwrap()
+            .unwrap();
         let user_index = per_user
             .iter()
             .find(|(k, _)| k.to_string() == "user_id")
