@@ -19,7 +19,7 @@ fn entity(key: &TenantKey, i: u64) -> EntityUpsert {
             WORDS[(i * 7 % 8) as usize],
             i % 97,
             i % 300,
-            if i % 50 == 0 {
+            if i.is_multiple_of(50) {
                 " \u{1f}sep\u{0}nul"
             } else {
                 ""
@@ -27,7 +27,7 @@ fn entity(key: &TenantKey, i: u64) -> EntityUpsert {
         ),
     );
     e.aliases = vec![format!("alias-{i}"), format!("Nick{}", i % 250)];
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         e.aliases.push("北京人 \"quoted\"".into());
     }
     e
@@ -110,7 +110,7 @@ async fn every_plan_matches_the_reference() {
     let other = TenantKey::new("u2", "d1", "a1");
     for i in 0..3000 {
         b.upsert_entity(&entity(&key, i)).await.unwrap();
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             b.upsert_entity(&entity(&other, i)).await.unwrap();
         }
     }
