@@ -1,0 +1,18 @@
+#![doc = include_str!("../docs.md")]
+#![warn(missing_docs)]
+
+mod cache;
+mod config;
+mod glob;
+mod lock;
+mod memory;
+mod pipeline;
+mod redis_cache;
+mod redis_error;
+mod validate;
+
+pub use cache::{Cache, SetOptions};
+pub use config::RedisCacheConfig;
+pub use memory::InMemoryCache;
+pub use pipeline::{Pipeline, PipelineOp};
+pub use redis_cache::RedisCache;
