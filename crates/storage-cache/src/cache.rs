@@ -98,9 +98,7 @@ impl SetOptions {
             return Err(StorageError::invalid_input("ttl is too large"));
         }
         if self.nx && self.xx {
-            return Err(StorageError::invalid_input(
-                "nx and xx exclude each other",
-            ));
+            return Err(StorageError::invalid_input("nx and xx exclude each other"));
         }
         Ok(())
     }
@@ -133,6 +131,11 @@ pub trait Cache: Send + Sync + fmt::Debug {
 
     /// The prefix added to every key.
     fn key_prefix(&self) -> &str;
+
+    /// Whether [`Cache::eval_lua`] can run arbitrary Lua (`false` for memory).
+    fn supports_lua(&self) -> bool {
+        true
+    }
 
     /// Whether the cache answers (a `PING` for Redis); `false` after [`Cache::close`].
     async fn is_connected(&self) -> bool;
@@ -301,7 +304,12 @@ pub trait Cache: Send + Sync + fmt::Debug {
     async fn hgetall_json(&self, key: &str) -> Result<HashMap<String, Json>> {
         let all = self.hgetall(key).await?;
         all.into_iter()
-            .map(|(f, t)| Ok((f, decode_json(self.backend_name(), "hgetall_json", key, &t)?)))
+            .map(|(f, t)| {
+                Ok((
+                    f,
+                    decode_json(self.backend_name(), "hgetall_json", key, &t)?,
+                ))
+            })
             .collect()
     }
 
@@ -344,8 +352,12 @@ pub trait Cache: Send + Sync + fmt::Debug {
     async fn zrange(&self, key: &str, start: i64, stop: i64) -> Result<Vec<String>>;
 
     /// [`Cache::zrange`] with scores.
-    async fn zrange_withscores(&self, key: &str, start: i64, stop: i64)
-    -> Result<Vec<(String, f64)>>;
+    async fn zrange_withscores(
+        &self,
+        key: &str,
+        start: i64,
+        stop: i64,
+    ) -> Result<Vec<(String, f64)>>;
 
     /// Members with `min <= score <= max` (infinities allowed, NaN refused), ascending.
     async fn zrangebyscore(&self, key: &str, min: f64, max: f64) -> Result<Vec<String>>;

@@ -20,7 +20,10 @@ pub struct RedisCacheConfig {
     #[serde(deserialize_with = "lenient")]
     pub port: u16,
     /// Password (`AUTH`), `None` for none. Default `None`.
-    #[serde(deserialize_with = "secret_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "secret_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub password: Option<Secret>,
     /// Database number (`SELECT`). Default 0.
     #[serde(deserialize_with = "lenient")]
@@ -236,9 +239,19 @@ mod tests {
         let mut c = RedisCacheConfig::default();
         assert!(c.validate().is_ok());
         c.max_connections = 0;
-        assert!(c.validate().unwrap_err().to_string().contains("max_connections"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_connections")
+        );
         let mut c = RedisCacheConfig::default();
         c.socket_timeout = f64::NAN;
-        assert!(c.validate().unwrap_err().to_string().contains("socket_timeout"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("socket_timeout")
+        );
     }
 }

@@ -16,3 +16,5 @@ pub use config::RedisCacheConfig;
 pub use memory::InMemoryCache;
 pub use pipeline::{Pipeline, PipelineOp};
 pub use redis_cache::RedisCache;
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -52,7 +52,8 @@ pub(crate) async fn acquire<C: Cache + ?Sized>(
     blocking: bool,
     blocking_timeout_secs: f64,
 ) -> Result<Option<String>> {
-    check(name, timeout_secs, blocking_timeout_secs).context(cache.backend_name(), "acquire_lock")?;
+    check(name, timeout_secs, blocking_timeout_secs)
+        .context(cache.backend_name(), "acquire_lock")?;
     let key = lock_key(name);
     let token = uuid::Uuid::new_v4().to_string();
     let options = SetOptions::new().ttl_secs(timeout_secs).nx();

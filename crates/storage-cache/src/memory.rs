@@ -138,7 +138,9 @@ impl InMemoryCache {
             PipelineOp::Set { key, value, ttl } => {
                 let full = self.full(key)?;
                 let at = self.expiry_at(SetOptions::ttl(*ttl).expiry, now);
-                store.set(&full, value, at, SetOptions::new(), now).map(i64::from)
+                store
+                    .set(&full, value, at, SetOptions::new(), now)
+                    .map(i64::from)
             }
             PipelineOp::Del { keys } => {
                 let mut n = 0;
@@ -151,12 +153,15 @@ impl InMemoryCache {
                 store.expire(&self.full(key)?, *ttl, now).map(i64::from)
             }
             PipelineOp::Hset { key, fields } => {
-                let refs: Vec<(&str, &str)> =
-                    fields.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect();
+                let refs: Vec<(&str, &str)> = fields
+                    .iter()
+                    .map(|(f, v)| (f.as_str(), v.as_str()))
+                    .collect();
                 store.hset(&self.full(key)?, &refs, now).map(int)
             }
             PipelineOp::Zadd { key, members } => {
-                let refs: Vec<(&str, f64)> = members.iter().map(|(m, s)| (m.as_str(), *s)).collect();
+                let refs: Vec<(&str, f64)> =
+                    members.iter().map(|(m, s)| (m.as_str(), *s)).collect();
                 store.zadd(&self.full(key)?, &refs, now).map(int)
             }
             PipelineOp::Rpush { key, values } => {
@@ -267,7 +272,11 @@ impl Store {
 
     /// Redis removes a list/hash/set/sorted set when its last element goes.
     fn drop_if_empty(&mut self, key: &str) {
-        if self.map.get(key).is_some_and(|e| e.value.is_empty_container()) {
+        if self
+            .map
+            .get(key)
+            .is_some_and(|e| e.value.is_empty_container())
+        {
             self.map.remove(key);
         }
     }
@@ -444,6 +453,10 @@ impl Cache for InMemoryCache {
 
     fn key_prefix(&self) -> &str {
         &self.prefix
+    }
+
+    fn supports_lua(&self) -> bool {
+        false
     }
 
     async fn is_connected(&self) -> bool {
@@ -716,10 +729,7 @@ impl Cache for InMemoryCache {
             let items = s.zsorted(k, now)?;
             Ok(match index_range(items.len(), start, stop) {
                 None => Vec::new(),
-                Some((a, b)) => items[a..=b]
-                    .iter()
-                    .cloned()
-                    .collect(),
+                Some((a, b)) => items[a..=b].iter().cloned().collect(),
             })
         })
     }
@@ -764,8 +774,7 @@ impl Cache for InMemoryCache {
 
     async fn zscore(&self, key: &str, member: &str) -> Result<Option<f64>> {
         self.run("zscore", key, |s, k, now| {
-            Ok(s.zset(k, now)?
-                .and_then(|z| z.get(member).copied()))
+            Ok(s.zset(k, now)?.and_then(|z| z.get(member).copied()))
         })
     }
 

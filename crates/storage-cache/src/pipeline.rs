@@ -88,15 +88,18 @@ impl PipelineOp {
             PipelineOp::Set { key, .. }
             | PipelineOp::Expire { key, .. }
             | PipelineOp::Incr { key, .. } => check_key(key),
-            PipelineOp::Del { keys } => {
-                check_not_empty(keys, "keys").and_then(|()| keys.iter().try_for_each(|k| check_key(k)))
-            }
+            PipelineOp::Del { keys } => check_not_empty(keys, "keys")
+                .and_then(|()| keys.iter().try_for_each(|k| check_key(k))),
             PipelineOp::Hset { key, fields } => {
                 check_key(key).and_then(|()| check_not_empty(fields, "fields"))
             }
             PipelineOp::Zadd { key, members } => check_key(key)
                 .and_then(|()| check_not_empty(members, "members"))
-                .and_then(|()| members.iter().try_for_each(|(_, s)| check_score(*s, "score"))),
+                .and_then(|()| {
+                    members
+                        .iter()
+                        .try_for_each(|(_, s)| check_score(*s, "score"))
+                }),
             PipelineOp::Rpush { key, values } => {
                 check_key(key).and_then(|()| check_not_empty(values, "values"))
             }

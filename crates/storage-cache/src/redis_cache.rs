@@ -85,8 +85,11 @@ impl RedisCache {
         let connection = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.connect_timeout()))
             .set_response_timeout(Some(config.socket_timeout()));
-        let manager = Manager::new_with_config(info, connection)
-            .map_err(|e| map_redis_error(e).with_backend(BACKEND).with_operation("new"))?;
+        let manager = Manager::new_with_config(info, connection).map_err(|e| {
+            map_redis_error(e)
+                .with_backend(BACKEND)
+                .with_operation("new")
+        })?;
         let pool = Pool::builder(manager)
             .max_size(config.max_connections)
             .wait_timeout(Some(config.pool_timeout()))
@@ -171,14 +174,22 @@ impl RedisCache {
 
     /// Runs one command. A read-only command that timed out is retried once when
     /// `retry_on_timeout` is set.
-    async fn query<T: FromRedisValue>(&self, op: &'static str, cmd: &Cmd, read_only: bool) -> Result<T> {
+    async fn query<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: &Cmd,
+        read_only: bool,
+    ) -> Result<T> {
         let mut retried = false;
         loop {
             let mut conn = self.conn(op).await?;
             match cmd.query_async::<T>(&mut conn).await {
                 Ok(v) => return Ok(v),
                 Err(e)
-                    if read_only && !retried && self.inner.config.retry_on_timeout && e.is_timeout() =>
+                    if read_only
+                        && !retried
+                        && self.inner.config.retry_on_timeout
+                        && e.is_timeout() =>
                 {
                     tracing::debug!(backend = BACKEND, operation = op, "timeout, retrying once");
                     retried = true;
@@ -261,7 +272,8 @@ impl RedisCache {
                 pipe.add_command(self.set_cmd(full(key), value, SetOptions::ttl(*ttl)));
             }
             PipelineOp::Del { keys } => {
-                pipe.cmd("DEL").arg(keys.iter().map(|k| full(k)).collect::<Vec<_>>());
+                pipe.cmd("DEL")
+                    .arg(keys.iter().map(|k| full(k)).collect::<Vec<_>>());
             }
             PipelineOp::Expire { key, ttl } => {
                 pipe.cmd("EXPIRE").arg(full(key)).arg(*ttl);
@@ -311,9 +323,8 @@ fn score_arg(score: f64) -> String {
 }
 
 fn parse_score(text: &str) -> Result<f64> {
-    text.parse::<f64>().map_err(|_| {
-        StorageError::data_corrupted(format!("redis returned {text:?} as a score"))
-    })
+    text.parse::<f64>()
+        .map_err(|_| StorageError::data_corrupted(format!("redis returned {text:?} as a score")))
 }
 
 /// `[member, score, member, score, ...]` (a `WITHSCORES` reply) as pairs.
@@ -632,7 +643,11 @@ impl Cache for RedisCache {
     async fn zadd(&self, key: &str, members: &[(&str, f64)]) -> Result<u64> {
         let k = self.k("zadd", key)?;
         check_not_empty(members, "members")
-            .and_then(|()| members.iter().try_for_each(|(_, s)| check_score(*s, "score")))
+            .and_then(|()| {
+                members
+                    .iter()
+                    .try_for_each(|(_, s)| check_score(*s, "score"))
+            })
             .context(BACKEND, "zadd")?;
         let mut cmd = redis::cmd("ZADD");
         cmd.arg(k);
@@ -762,7 +777,8 @@ impl Cache for RedisCache {
             pipe.atomic();
         }
         for op in ops {
-            self.add_op(&mut pipe, op).context(BACKEND, "execute_pipeline")?;
+            self.add_op(&mut pipe, op)
+                .context(BACKEND, "execute_pipeline")?;
         }
         let mut conn = self.conn("execute_pipeline").await?;
         let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|e| {

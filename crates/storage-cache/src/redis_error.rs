@@ -37,7 +37,13 @@ pub(crate) fn map_redis_error(err: RedisError) -> StorageError {
             _ => ErrorKind::Backend,
         }
     };
-    StorageError::new(kind, format!("redis: {text}")).with_source(err)
+    // The driver's error is the source, so `Display` shows it once after the category.
+    let category = match err.category() {
+        "" => "server error",
+        c => c,
+    }
+    .to_owned();
+    StorageError::new(kind, category).with_source(err)
 }
 
 /// Server errors caused by the arguments rather than the server.

@@ -24,7 +24,9 @@ pub(crate) fn check_not_empty<T>(items: &[T], what: &str) -> Result<()> {
 /// Refuses NaN scores and bounds (infinities are fine).
 pub(crate) fn check_score(score: f64, what: &str) -> Result<()> {
     if score.is_nan() {
-        return Err(StorageError::invalid_input(format!("{what} must not be NaN")));
+        return Err(StorageError::invalid_input(format!(
+            "{what} must not be NaN"
+        )));
     }
     Ok(())
 }
@@ -79,8 +81,17 @@ pub(crate) fn decode_json(
 /// sequence of `len` items, negative indexes counting from the end; `None` when empty.
 pub(crate) fn index_range(len: usize, start: i64, stop: i64) -> Option<(usize, usize)> {
     let len = i64::try_from(len).unwrap_or(i64::MAX);
-    let start = if start < 0 { len.saturating_add(start) } else { start }.max(0);
-    let stop = if stop < 0 { len.saturating_add(stop) } else { stop };
+    let start = if start < 0 {
+        len.saturating_add(start)
+    } else {
+        start
+    }
+    .max(0);
+    let stop = if stop < 0 {
+        len.saturating_add(stop)
+    } else {
+        stop
+    };
     if start > stop || start >= len {
         return None;
     }
