@@ -236,22 +236,18 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port, c.db), ("10.0.0.1", 6390, 3));
         assert_eq!(c.password.unwrap().expose(), "pw");
         assert!(RedisCacheConfig::from_url("nope").is_err());
-        let mut c = RedisCacheConfig::default();
-        assert!(c.validate().is_ok());
-        c.max_connections = 0;
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("max_connections")
-        );
-        let mut c = RedisCacheConfig::default();
-        c.socket_timeout = f64::NAN;
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("socket_timeout")
-        );
+        assert!(RedisCacheConfig::default().validate().is_ok());
+        let c = RedisCacheConfig {
+            max_connections: 0,
+            ..RedisCacheConfig::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("max_connections"), "{e}");
+        let c = RedisCacheConfig {
+            socket_timeout: f64::NAN,
+            ..RedisCacheConfig::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("socket_timeout"), "{e}");
     }
 }

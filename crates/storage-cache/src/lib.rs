@@ -4,6 +4,7 @@
 mod cache;
 mod config;
 mod glob;
+mod global;
 mod lock;
 mod memory;
 mod pipeline;
@@ -13,6 +14,7 @@ mod validate;
 
 pub use cache::{Cache, SetOptions};
 pub use config::RedisCacheConfig;
+pub use global::{close_redis_cache, get_cache, get_redis_cache, init_redis_cache};
 pub use memory::InMemoryCache;
 pub use pipeline::{Pipeline, PipelineOp};
 pub use redis_cache::RedisCache;

@@ -729,7 +729,7 @@ impl Cache for InMemoryCache {
             let items = s.zsorted(k, now)?;
             Ok(match index_range(items.len(), start, stop) {
                 None => Vec::new(),
-                Some((a, b)) => items[a..=b].iter().cloned().collect(),
+                Some((a, b)) => items[a..=b].to_vec(),
             })
         })
     }
