@@ -8,6 +8,7 @@ mod global;
 mod lock;
 mod memory;
 mod pipeline;
+mod pool;
 mod redis_cache;
 mod redis_error;
 mod validate;
@@ -17,6 +18,7 @@ pub use config::RedisCacheConfig;
 pub use global::{close_redis_cache, get_cache, get_redis_cache, init_redis_cache};
 pub use memory::InMemoryCache;
 pub use pipeline::{Pipeline, PipelineOp};
+pub use pool::PooledConnection;
 pub use redis_cache::RedisCache;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -5,8 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_redis::{Manager, Pool, Runtime, Status};
-use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, IntoConnectionInfo, Script, Value};
+use deadpool::Runtime;
+use deadpool::managed::Status;
+use deadpool_redis::Manager;
+use redis::{
+    AsyncConnectionConfig, Cmd, FromRedisValue, IntoConnectionInfo, RedisError, Script, Value,
+};
 use serde_json::Value as Json;
 use storage_core::{ErrorKind, Result, ResultExt, StorageError};
 
@@ -15,6 +19,7 @@ use crate::config::RedisCacheConfig;
 use crate::glob::escape_glob;
 use crate::lock::{check_release, lock_key};
 use crate::pipeline::{Pipeline, PipelineOp, validate_all};
+use crate::pool::{CacheManager, Pool, PooledConnection, is_broken};
 use crate::redis_error::{map_pool_error, map_redis_error};
 use crate::validate::{check_count, check_key, check_not_empty, check_score};
 
@@ -90,7 +95,7 @@ impl RedisCache {
                 .with_backend(BACKEND)
                 .with_operation("new")
         })?;
-        let pool = Pool::builder(manager)
+        let pool = Pool::builder(CacheManager::new(manager, config.max_connections))
             .max_size(config.max_connections)
             .wait_timeout(Some(config.pool_timeout()))
             .create_timeout(Some(config.connect_timeout()))
@@ -155,7 +160,7 @@ impl RedisCache {
     ///
     /// # Errors
     /// `Timeout` when none frees up within `pool_timeout`; `Unavailable` when connecting fails.
-    pub async fn connection(&self) -> Result<deadpool_redis::Connection> {
+    pub async fn connection(&self) -> Result<PooledConnection> {
         self.conn("connection").await
     }
 
@@ -164,16 +169,27 @@ impl RedisCache {
         Ok(format!("{}{key}", self.inner.config.key_prefix))
     }
 
-    async fn conn(&self, op: &'static str) -> Result<deadpool_redis::Connection> {
+    async fn conn(&self, op: &'static str) -> Result<PooledConnection> {
         self.inner
             .pool
             .get()
             .await
+            .map(PooledConnection)
             .map_err(|e| map_pool_error(e).with_backend(BACKEND).with_operation(op))
     }
 
-    /// Runs one command. A read-only command that timed out is retried once when
-    /// `retry_on_timeout` is set.
+    /// Maps a command's error; a connection that failed with an I/O error leaves the pool.
+    fn failed(conn: PooledConnection, op: &'static str, err: RedisError) -> StorageError {
+        if is_broken(&err) {
+            conn.discard();
+        }
+        map_redis_error(err)
+            .with_backend(BACKEND)
+            .with_operation(op)
+    }
+
+    /// Runs one command. A read-only command is retried once when it timed out (and
+    /// `retry_on_timeout` is set) or when its pooled connection turned out to be closed.
     async fn query<T: FromRedisValue>(
         &self,
         op: &'static str,
@@ -183,18 +199,23 @@ impl RedisCache {
         let mut retried = false;
         loop {
             let mut conn = self.conn(op).await?;
-            match cmd.query_async::<T>(&mut conn).await {
+            match cmd.query_async::<T>(&mut *conn).await {
                 Ok(v) => return Ok(v),
-                Err(e)
-                    if read_only
+                Err(e) => {
+                    let retry = read_only
                         && !retried
-                        && self.inner.config.retry_on_timeout
-                        && e.is_timeout() =>
-                {
-                    tracing::debug!(backend = BACKEND, operation = op, "timeout, retrying once");
+                        && if e.is_timeout() {
+                            self.inner.config.retry_on_timeout
+                        } else {
+                            is_broken(&e)
+                        };
+                    let err = Self::failed(conn, op, e);
+                    if !retry {
+                        return Err(err);
+                    }
+                    tracing::debug!(backend = BACKEND, operation = op, error = %err, "retrying once");
                     retried = true;
                 }
-                Err(e) => return Err(map_redis_error(e).with_backend(BACKEND).with_operation(op)),
             }
         }
     }
@@ -214,10 +235,10 @@ impl RedisCache {
             invocation.arg(*a);
         }
         let mut conn = self.conn(op).await?;
-        invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| map_redis_error(e).with_backend(BACKEND).with_operation(op))
+        match invocation.invoke_async(&mut *conn).await {
+            Ok(v) => Ok(v),
+            Err(e) => Err(Self::failed(conn, op, e)),
+        }
     }
 
     fn set_cmd(&self, key: String, value: &str, options: SetOptions) -> Cmd {
@@ -781,11 +802,10 @@ impl Cache for RedisCache {
                 .context(BACKEND, "execute_pipeline")?;
         }
         let mut conn = self.conn("execute_pipeline").await?;
-        let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|e| {
-            map_redis_error(e)
-                .with_backend(BACKEND)
-                .with_operation("execute_pipeline")
-        })?;
+        let replies: Vec<Value> = match pipe.query_async(&mut *conn).await {
+            Ok(r) => r,
+            Err(e) => return Err(Self::failed(conn, "execute_pipeline", e)),
+        };
         Ok(replies.iter().map(pipeline_int).collect())
     }
 

@@ -1,6 +1,6 @@
 //! Mapping of `redis` and `deadpool` errors onto [`StorageError`] kinds.
 
-use deadpool_redis::{PoolError, TimeoutType};
+use deadpool::managed::{PoolError, TimeoutType};
 use redis::{RedisError, ServerErrorKind};
 use storage_core::{ErrorKind, StorageError};
 
@@ -62,7 +62,7 @@ fn is_caller_error(text: &str) -> bool {
 
 /// The kind of a pool error: no free connection within `pool_timeout` is a retryable
 /// `Timeout` (back-pressure); a closed pool is `NotInitialized`.
-pub(crate) fn map_pool_error(err: PoolError) -> StorageError {
+pub(crate) fn map_pool_error(err: PoolError<RedisError>) -> StorageError {
     match err {
         PoolError::Timeout(TimeoutType::Wait) => StorageError::new(
             ErrorKind::Timeout,

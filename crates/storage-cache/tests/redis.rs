@@ -115,3 +115,48 @@ async fn unreachable_server_is_a_retryable_unavailable_error() {
     let dbg = format!("{cache:?}");
     assert!(!dbg.contains("sekrit"), "{dbg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_socket_is_replaced_and_reads_retry() {
+    let Some(f) = factory("killed").await else {
+        return;
+    };
+    let config = RedisCacheConfig {
+        max_connections: 1,
+        ..f.config().clone()
+    };
+    let cache = RedisCache::new(config).unwrap();
+    cache.set("k", "v", Some(60)).await.unwrap();
+    let id: i64 = {
+        let mut raw = cache.connection().await.unwrap();
+        redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut *raw)
+            .await
+            .unwrap()
+    };
+    // Kill only our own socket, from another client.
+    let killer = redis::Client::open(RedisFactory::url().as_str()).unwrap();
+    let mut killer = killer.get_multiplexed_async_connection().await.unwrap();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(&mut killer)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The read fails on the dead socket, retires it and is retried on a new one.
+    assert_eq!(cache.get("k").await.unwrap().as_deref(), Some("v"));
+    assert!(cache.set("k2", "v2", Some(60)).await.unwrap());
+    let mut raw = cache.connection().await.unwrap();
+    let new_id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut *raw)
+        .await
+        .unwrap();
+    assert_ne!(new_id, id);
+    drop(raw);
+    f.cleanup().await.unwrap();
+}
