@@ -7,7 +7,7 @@ use storage_core::{ErrorKind, StorageError};
 /// The kind of a driver error:
 /// - I/O timeouts: `Timeout`; refused or dropped connections and other I/O: `Unavailable`
 ///   (both retryable); a server that is loading, read-only or busy: `Unavailable`;
-/// - authentication: `PermissionDenied`;
+/// - rejected credentials (`WRONGPASS`, `NOAUTH`, failed handshake): `PermissionDenied`;
 /// - `WRONGTYPE`, non-integer values, overflow, Lua compile/runtime errors of the caller's
 ///   script: `InvalidInput`;
 /// - replies that do not decode (e.g. a value that is not UTF-8): `DataCorrupted`;
@@ -33,6 +33,9 @@ pub(crate) fn map_redis_error(err: RedisError) -> StorageError {
                 ErrorKind::DataCorrupted
             }
             redis::ErrorKind::InvalidClientConfig => ErrorKind::Config,
+            _ if text.contains("WRONGPASS") || text.contains("NOAUTH") => {
+                ErrorKind::PermissionDenied
+            }
             _ if is_caller_error(&text) => ErrorKind::InvalidInput,
             _ => ErrorKind::Backend,
         }
