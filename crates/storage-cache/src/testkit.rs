@@ -213,15 +213,15 @@ pub async fn expiry(f: &dyn CacheFactory) {
     c.hset("h", "f", "v").await.unwrap();
     assert!(c.expire("h", 1).await.unwrap());
     c.rpush_expire_llen("l", "v", 1).await.unwrap();
-    c.set_with("ms", "v", SetOptions::new().ttl_millis(300))
+    c.set_with("ms", "v", SetOptions::new().ttl_millis(200))
         .await
         .unwrap();
     c.set("keep", "v", Some(0)).await.unwrap();
     assert_eq!(c.ttl("s").await.unwrap(), 1);
-    sleep_ms(600).await;
-    assert_eq!(c.get("ms").await.unwrap(), None, "300 ms TTL");
+    sleep_ms(400).await;
+    assert_eq!(c.get("ms").await.unwrap(), None, "200 ms TTL");
     assert_eq!(c.get("s").await.unwrap().as_deref(), Some("v"));
-    sleep_ms(900).await;
+    sleep_ms(1100).await;
     assert_eq!(c.get("s").await.unwrap(), None);
     assert!(!c.exists("s").await.unwrap());
     assert_eq!(c.ttl("s").await.unwrap(), -2);
