@@ -4,7 +4,9 @@
 //! Run with `cargo bench -p storage-cache`; results are printed and written to
 //! `target/bench-results/cache.txt`. The server is `REDIS_URL` (default
 //! `redis://127.0.0.1:6379`); keys live under a prefix unique to the run and are removed at
-//! the end. Set `BENCH_SECS` to change the time per measurement (default 2).
+//! the end. Set `BENCH_SECS` to change the time per measurement (default 2). The machine is
+//! shared, so each measurement is split into [`ROUNDS`] rounds that alternate ours and bare
+//! (order flipped every round); the report gives the median and the range of the rounds.
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -20,6 +22,7 @@ type Op = Arc<dyn Fn(usize, u64) -> Pin<Box<dyn Future<Output = ()> + Send>> + S
 
 const VALUE: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const KEYS_PER_TASK: u64 = 100;
+const ROUNDS: u32 = 5;
 const RPUSH_EXPIRE_LLEN_LUA: &str = "\
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
@@ -39,9 +42,8 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
 }
 
-/// Runs `op` in `tasks` concurrent tasks for the measurement time; returns operations/s.
-async fn measure(tasks: usize, op: Op) -> f64 {
-    let duration = secs();
+/// Runs `op` in `tasks` concurrent tasks for `duration`; returns operations/s.
+async fn measure(tasks: usize, duration: Duration, op: Op) -> f64 {
     let started = Instant::now();
     let deadline = started + duration;
     let handles: Vec<_> = (0..tasks)
@@ -73,12 +75,21 @@ impl Report {
         self.0.push('\n');
     }
 
-    fn pair(&mut self, name: &str, tasks: usize, ours: f64, bare: f64) {
+    fn pair(&mut self, name: &str, tasks: usize, ours: &mut [f64], bare: &mut [f64]) {
+        let (o, o_lo, o_hi) = median(ours);
+        let (b, b_lo, b_hi) = median(bare);
         self.line(format!(
-            "{name:<18} tasks {tasks:>2}   ours {ours:>9.0} ops/s   bare redis {bare:>9.0} ops/s   ratio ours/bare {:.3}",
-            ours / bare
+            "{name:<18} tasks {tasks:>2}   ours {o:>7.0} ops/s [{o_lo:>6.0}..{o_hi:>6.0}]   \
+             bare redis {b:>7.0} ops/s [{b_lo:>6.0}..{b_hi:>6.0}]   ratio ours/bare {:.3}",
+            o / b
         ));
     }
+}
+
+/// Median, minimum and maximum.
+fn median(xs: &mut [f64]) -> (f64, f64, f64) {
+    xs.sort_by(f64::total_cmp);
+    (xs[xs.len() / 2], xs[0], xs[xs.len() - 1])
 }
 
 fn ours(cache: &Arc<RedisCache>, what: &'static str) -> Op {
@@ -187,7 +198,8 @@ async fn run() {
 
     let mut report = Report(String::new());
     report.line(format!(
-        "storage-cache benchmark: {url}, {:?} per measurement, 64-byte values, {} keys per task",
+        "storage-cache benchmark: {url}, {:?} per measurement in {ROUNDS} alternating rounds \
+         (median [min..max]), 64-byte values, {} keys per task",
         secs(),
         KEYS_PER_TASK
     ));
@@ -207,9 +219,18 @@ async fn run() {
     }
     for what in ["set", "get", "rpush_expire_llen"] {
         for tasks in [1, 32] {
-            let o = measure(tasks, ours(&cache, what)).await;
-            let b = measure(tasks, bare(&conn, &prefix, what)).await;
-            report.pair(what, tasks, o, b);
+            let round = secs() / ROUNDS;
+            let (mut o, mut b) = (Vec::new(), Vec::new());
+            for r in 0..ROUNDS {
+                if r % 2 == 0 {
+                    o.push(measure(tasks, round, ours(&cache, what)).await);
+                    b.push(measure(tasks, round, bare(&conn, &prefix, what)).await);
+                } else {
+                    b.push(measure(tasks, round, bare(&conn, &prefix, what)).await);
+                    o.push(measure(tasks, round, ours(&cache, what)).await);
+                }
+            }
+            report.pair(what, tasks, &mut o, &mut b);
         }
     }
     let removed = cache.flush_prefix().await.expect("cleanup");
