@@ -1,0 +1,162 @@
+//! RedisCache-specific behaviour: pool back-pressure, script loading, unreachable servers,
+//! prefixed storage. Needs a server at `REDIS_URL` (skipped without one unless `CI` is set).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use storage_cache::testkit::RedisFactory;
+use storage_cache::{Cache, RedisCache, RedisCacheConfig};
+use storage_core::ErrorKind;
+
+async fn factory(label: &str) -> Option<RedisFactory> {
+    RedisFactory::from_env(label).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_pool_waits_then_times_out() {
+    let Some(f) = factory("backpressure").await else {
+        return;
+    };
+    let config = RedisCacheConfig {
+        max_connections: 1,
+        pool_timeout: Some(0.3),
+        ..f.config().clone()
+    };
+    let cache = Arc::new(RedisCache::new(config).unwrap());
+    cache.set("k", "v", Some(60)).await.unwrap();
+
+    let held = cache.connection().await.unwrap();
+    let status = cache.pool_status();
+    assert_eq!((status.max_size, status.available), (1, 0));
+    let started = Instant::now();
+    let err = cache.get("k").await.unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.is_retryable());
+    assert_eq!((err.backend_name(), err.operation()), ("redis", "get"));
+    assert!(waited >= Duration::from_millis(250), "waited {waited:?}");
+    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
+
+    // A caller queued behind the held connection is served once it is returned.
+    let waiter = {
+        let cache = Arc::clone(&cache);
+        tokio::spawn(async move { cache.get("k").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(held);
+    assert_eq!(waiter.await.unwrap().unwrap().as_deref(), Some("v"));
+    f.cleanup().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_reload_after_script_flush_and_keys_are_prefixed_on_the_server() {
+    let Some(f) = factory("scripts").await else {
+        return;
+    };
+    let cache = RedisCache::new(f.config().clone()).unwrap();
+    assert_eq!(cache.rpush_expire_llen("q", "a", 30).await.unwrap(), 1);
+    let mut raw = cache.connection().await.unwrap();
+    // Drop the server's script cache: the next EVALSHA gets NOSCRIPT and the script is loaded.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut *raw)
+        .await
+        .unwrap();
+    assert_eq!(cache.rpush_expire_llen("q", "b", 30).await.unwrap(), 2);
+    let token = cache
+        .acquire_lock("l", 5, false, 0.0)
+        .await
+        .unwrap()
+        .unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut *raw)
+        .await
+        .unwrap();
+    assert!(cache.release_lock("l", &token).await.unwrap());
+
+    let full = format!("{}q", cache.key_prefix());
+    let len: u64 = redis::cmd("LLEN")
+        .arg(&full)
+        .query_async(&mut *raw)
+        .await
+        .unwrap();
+    assert_eq!(len, 2, "stored under the prefix");
+    let bare: u64 = redis::cmd("EXISTS")
+        .arg("q")
+        .query_async(&mut *raw)
+        .await
+        .unwrap();
+    assert_eq!(bare, 0);
+    drop(raw);
+    f.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_retryable_unavailable_error() {
+    let config = RedisCacheConfig {
+        host: "127.0.0.1".into(),
+        port: 1,
+        socket_connect_timeout: 0.5,
+        password: Some(storage_core::config::Secret::new("sekrit")),
+        ..RedisCacheConfig::default()
+    };
+    let err = RedisCache::connect(config.clone()).await.unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+    let cache = RedisCache::new(config).unwrap();
+    assert!(!cache.is_connected().await);
+    let err = cache.rpush("q", &["x"]).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!((err.backend_name(), err.operation()), ("redis", "rpush"));
+    let dbg = format!("{cache:?}");
+    assert!(!dbg.contains("sekrit"), "{dbg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_socket_is_replaced_and_reads_retry() {
+    let Some(f) = factory("killed").await else {
+        return;
+    };
+    let config = RedisCacheConfig {
+        max_connections: 1,
+        ..f.config().clone()
+    };
+    let cache = RedisCache::new(config).unwrap();
+    cache.set("k", "v", Some(60)).await.unwrap();
+    let id: i64 = {
+        let mut raw = cache.connection().await.unwrap();
+        redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut *raw)
+            .await
+            .unwrap()
+    };
+    // Kill only our own socket, from another client.
+    let killer = redis::Client::open(RedisFactory::url().as_str()).unwrap();
+    let mut killer = killer.get_multiplexed_async_connection().await.unwrap();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(&mut killer)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The read fails on the dead socket, retires it and is retried on a new one.
+    assert_eq!(cache.get("k").await.unwrap().as_deref(), Some("v"));
+    assert!(cache.set("k2", "v2", Some(60)).await.unwrap());
+    let mut raw = cache.connection().await.unwrap();
+    let new_id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut *raw)
+        .await
+        .unwrap();
+    assert_ne!(new_id, id);
+    drop(raw);
+    f.cleanup().await.unwrap();
+}
