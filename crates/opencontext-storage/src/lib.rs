@@ -40,6 +40,8 @@ pub use registry::default_factory;
 pub use storage_core::*;
 pub use unified::{UnifiedStorage, UnifiedStorageBuilder};
 
+#[cfg(feature = "cache")]
+pub use storage_cache;
 #[cfg(feature = "qdrant-local")]
 pub use storage_qdrant;
 #[cfg(feature = "sqlite")]
