@@ -37,8 +37,8 @@ pub struct QdrantLocalConfig {
     )]
     pub wal_segment_kb: usize,
     /// When a collection's write-ahead log exceeds this many KiB, old log segments are
-    /// removed (default 8192). The log is not needed once a write has been flushed, which
-    /// every write is before it returns (see the crate docs).
+    /// removed (default 8192; the shard is flushed first). The engine's log is never replayed:
+    /// durability comes from the store's redo log (see the crate docs).
     #[serde(
         default = "default_wal_max_kb",
         deserialize_with = "storage_core::config::lenient"

@@ -316,13 +316,15 @@ impl QdrantLocalBackend {
     /// Opens (creating if needed) the store at `config.path`.
     ///
     /// Takes an exclusive lock on the directory first, then trims each collection's
-    /// write-ahead log and loads its shard. Collections without data are created on their
-    /// first write.
+    /// write-ahead log, loads its shard and makes sure it has its payload indexes, and
+    /// finally replays the redo log left by a crash (then empties it). Collections without
+    /// data are created on their first write.
     ///
     /// # Errors
     /// * [`ErrorKind::Config`] for invalid settings, or a collection created with another
     ///   vector size;
     /// * [`ErrorKind::Conflict`] when the directory is already open (in this process or another);
+    /// * [`ErrorKind::DataCorrupted`] when the redo log is corrupt before its last record;
     /// * [`ErrorKind::Backend`] / [`ErrorKind::Unavailable`] when the files cannot be read.
     pub async fn open(config: QdrantLocalConfig) -> Result<Self> {
         config.validate().context(BACKEND, "open")?;
