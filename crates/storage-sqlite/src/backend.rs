@@ -87,7 +87,7 @@ impl SqliteBackend {
     /// Rebuilds the entity search table and its trigram index from the `entities` table, and
     /// merges the index into one segment. Needed only if the file was `VACUUM`ed by another
     /// tool (VACUUM may renumber the rowids the search table refers to) or entities were
-    /// written with the triggers removed. Takes about a second per 100k entities.
+    /// written with the triggers removed.
     pub async fn rebuild_entity_search_index(&self) -> Result<()> {
         self.pool
             .write(|tx| {

@@ -46,9 +46,10 @@ use crate::mapping::{self as map, SqlResultExt};
 /// Above this many trigram candidates of the tenant, the candidate plan gives way to the scan.
 pub(crate) const MAX_CANDIDATES: usize = 1000;
 
-/// The candidate plan is chosen when the estimated number of rows (all tenants) holding the
-/// rarest trigram is at most this.
-const MAX_ESTIMATE: f64 = 600.0;
+/// Measured costs (µs) of one trigram candidate (FTS5 row, join, check) and of one scanned
+/// row (covering index step, check in Rust).
+const CANDIDATE_COST: f64 = 0.5;
+const SCAN_ROW_COST: f64 = 0.2;
 
 /// The rarest trigram alone serves as the candidate query when estimated in at most this many
 /// rows; above, the two rarest are combined (`AND`).
@@ -153,6 +154,16 @@ impl TrigramStats {
         } else {
             self.rows as f64 / self.sampled as f64
         }
+    }
+
+    /// The largest estimated candidate count for which the candidate plan is expected to be
+    /// cheaper than the scan. With `c` candidates (all tenants) and hits about as frequent,
+    /// the scan reads about `limit * rows / c` rows before it has `limit` hits: the plans
+    /// cost the same at `c * c = limit * rows * SCAN_ROW_COST / CANDIDATE_COST`.
+    fn max_estimate(&self, limit: u32) -> f64 {
+        (f64::from(limit) * self.rows as f64 * SCAN_ROW_COST / CANDIDATE_COST)
+            .sqrt()
+            .clamp(64.0, MAX_CANDIDATES as f64)
     }
 
     /// Estimated rows holding `trigram` (0 when it was not sampled).
@@ -312,7 +323,7 @@ fn search_in_snapshot(
     if needle.contains(SEP) || needle.contains('\0') {
         return entity_scan(conn, k, needle, limit);
     }
-    if let Some(query) = candidate_query(conn, state, needle)? {
+    if let Some(query) = candidate_query(conn, state, needle, limit)? {
         if query.is_empty() {
             // No trigram starts with the query, so no row contains it.
             return Ok(Vec::new());
@@ -328,7 +339,12 @@ fn search_in_snapshot(
 
 /// The FTS5 query of the candidate plan, `None` when the query is not selective enough (scan
 /// instead), `Some("")` when no row can contain it.
-fn candidate_query(conn: &Connection, state: &SearchState, needle: &str) -> Result<Option<String>> {
+fn candidate_query(
+    conn: &Connection,
+    state: &SearchState,
+    needle: &str,
+    limit: u32,
+) -> Result<Option<String>> {
     let stats = state.stats(conn)?;
     let stats = stats.as_deref();
     let chars = needle.chars().count();
@@ -339,7 +355,7 @@ fn candidate_query(conn: &Connection, state: &SearchState, needle: &str) -> Resu
         grams.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         grams.dedup_by(|a, b| a.1 == b.1);
         let rarest = grams[0];
-        if rarest.0 > MAX_ESTIMATE {
+        if stats.is_some_and(|s| rarest.0 > s.max_estimate(limit)) {
             return Ok(None);
         }
         // A second trigram costs a doclist walk for every candidate of the first: worth it
@@ -354,7 +370,7 @@ fn candidate_query(conn: &Connection, state: &SearchState, needle: &str) -> Resu
         }
         return Ok(Some(query));
     }
-    if stats.is_some_and(|s| s.estimate_prefix(needle) > MAX_ESTIMATE) {
+    if stats.is_some_and(|s| s.estimate_prefix(needle) > s.max_estimate(limit)) {
         return Ok(None);
     }
     prefix_terms_query(conn, needle)
