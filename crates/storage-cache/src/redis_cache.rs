@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use deadpool::Runtime;
@@ -13,6 +14,7 @@ use redis::{
 };
 use serde_json::Value as Json;
 use storage_core::{ErrorKind, Result, ResultExt, StorageError};
+use tracing::Instrument;
 
 use crate::cache::{Cache, Expiry, SetOptions};
 use crate::config::RedisCacheConfig;
@@ -196,6 +198,15 @@ impl RedisCache {
         cmd: &Cmd,
         read_only: bool,
     ) -> Result<T> {
+        traced(op, 1, self.query_untraced(op, cmd, read_only)).await
+    }
+
+    async fn query_untraced<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: &Cmd,
+        read_only: bool,
+    ) -> Result<T> {
         let mut retried = false;
         loop {
             let mut conn = self.conn(op).await?;
@@ -234,11 +245,14 @@ impl RedisCache {
         for a in args {
             invocation.arg(*a);
         }
-        let mut conn = self.conn(op).await?;
-        match invocation.invoke_async(&mut *conn).await {
-            Ok(v) => Ok(v),
-            Err(e) => Err(Self::failed(conn, op, e)),
-        }
+        traced(op, keys.len(), async {
+            let mut conn = self.conn(op).await?;
+            match invocation.invoke_async(&mut *conn).await {
+                Ok(v) => Ok(v),
+                Err(e) => Err(Self::failed(conn, op, e)),
+            }
+        })
+        .await
     }
 
     fn set_cmd(&self, key: String, value: &str, options: SetOptions) -> Cmd {
@@ -333,6 +347,32 @@ impl RedisCache {
 }
 
 /// A score or bound as Redis parses it (`+inf`/`-inf` for infinities).
+/// Runs one round trip inside a span `cache{backend="redis", op, count}`, recording its
+/// latency in milliseconds at debug level and a failure at warn level. With no subscriber
+/// interested, the span costs one relaxed load of its callsite's interest.
+async fn traced<T>(
+    op: &'static str,
+    count: usize,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let span = tracing::debug_span!("cache", backend = BACKEND, op, count);
+    if span.is_disabled() {
+        return fut.await;
+    }
+    async move {
+        let start = Instant::now();
+        let result = fut.await;
+        let latency_ms = start.elapsed().as_secs_f64() * 1e3;
+        match &result {
+            Ok(_) => tracing::debug!(latency_ms, "ok"),
+            Err(e) => tracing::warn!(latency_ms, error = %e, "failed"),
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
 fn score_arg(score: f64) -> String {
     if score == f64::INFINITY {
         "+inf".to_owned()
@@ -801,12 +841,15 @@ impl Cache for RedisCache {
             self.add_op(&mut pipe, op)
                 .context(BACKEND, "execute_pipeline")?;
         }
-        let mut conn = self.conn("execute_pipeline").await?;
-        let replies: Vec<Value> = match pipe.query_async(&mut *conn).await {
-            Ok(r) => r,
-            Err(e) => return Err(Self::failed(conn, "execute_pipeline", e)),
-        };
-        Ok(replies.iter().map(pipeline_int).collect())
+        traced("execute_pipeline", ops.len(), async {
+            let mut conn = self.conn("execute_pipeline").await?;
+            let replies: Vec<Value> = match pipe.query_async(&mut *conn).await {
+                Ok(r) => r,
+                Err(e) => return Err(Self::failed(conn, "execute_pipeline", e)),
+            };
+            Ok(replies.iter().map(pipeline_int).collect())
+        })
+        .await
     }
 
     async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
