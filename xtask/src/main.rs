@@ -1,9 +1,11 @@
-//! Project tasks: `cargo xtask bench` (more to come: `integration`).
+//! Project tasks: `cargo xtask bench` and `cargo xtask integration`.
 //!
 //! Dependency-free on purpose: it must build in seconds on a clean machine.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+mod integration;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,8 +76,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench(),
+        Some("integration") => integration::integration(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask bench");
+            eprintln!(
+                "usage: cargo xtask bench\n       cargo xtask integration [--backend NAME]... [--docker | --local]"
+            );
             return ExitCode::from(2);
         }
     };
