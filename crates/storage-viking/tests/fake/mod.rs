@@ -109,6 +109,11 @@ impl FakeViking {
         self.state.lock().unwrap().log.len()
     }
 
+    /// Deletes a collection (as if someone removed it in the console).
+    pub fn drop_collection(&self, collection: &str) {
+        self.state.lock().unwrap().collections.remove(collection);
+    }
+
     /// Rows stored in a collection.
     pub fn row_count(&self, collection: &str) -> usize {
         self.state
