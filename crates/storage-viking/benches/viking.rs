@@ -164,7 +164,11 @@ async fn run() -> String {
             times.push(t.elapsed());
             if round == 0 {
                 let got: HashSet<&str> = hits.iter().map(|h| h.context.id.as_str()).collect();
-                let hit = q.truth.iter().filter(|id| got.contains(id.as_str())).count();
+                let hit = q
+                    .truth
+                    .iter()
+                    .filter(|id| got.contains(id.as_str()))
+                    .count();
                 recall += hit as f64 / q.truth.len().max(1) as f64;
             }
         }

@@ -10,9 +10,9 @@ use serde_json::{Value as Json, json};
 use storage_core::model::JsonMap;
 use storage_core::validate::{validate_contexts, validate_id, validate_vector};
 use storage_core::{
-    ContextType, ErrorKind, Filter, HierarchyQuery, ListQuery, ProcessedContext, Result,
-    ResultExt, ScoredContext, ScrollQuery, SearchQuery, SimilarTodo, StorageBackend,
-    StorageError, StorageType, VectorCapabilities, VectorStorageBackend, time_bucket,
+    ContextType, ErrorKind, Filter, HierarchyQuery, ListQuery, ProcessedContext, Result, ResultExt,
+    ScoredContext, ScrollQuery, SearchQuery, SimilarTodo, StorageBackend, StorageError,
+    StorageType, VectorCapabilities, VectorStorageBackend, time_bucket,
 };
 use tracing::{debug, info};
 
@@ -124,7 +124,10 @@ impl VikingBackend {
 impl Inner {
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(StorageError::new(ErrorKind::NotInitialized, "backend is closed"));
+            return Err(StorageError::new(
+                ErrorKind::NotInitialized,
+                "backend is closed",
+            ));
         }
         Ok(())
     }
@@ -164,7 +167,9 @@ impl Inner {
                     "Description": "OpenContext contexts of every type and todos (field data_type)",
                     "Fields": self.schema.create_fields(),
                 });
-                self.client.console("CreateVikingdbCollection", &body).await?;
+                self.client
+                    .console("CreateVikingdbCollection", &body)
+                    .await?;
             }
             Err(e) => return Err(e),
         }
@@ -283,7 +288,13 @@ impl Inner {
         Ok(out)
     }
 
-    async fn vector_search(&self, vector: &[f32], cond: &Cond, limit: usize, need_vector: bool) -> Result<Vec<Item>> {
+    async fn vector_search(
+        &self,
+        vector: &[f32],
+        cond: &Cond,
+        limit: usize,
+        need_vector: bool,
+    ) -> Result<Vec<Item>> {
         if *cond == Cond::Nothing || limit == 0 {
             return Ok(Vec::new());
         }
@@ -568,8 +579,8 @@ impl VectorStorageBackend for VikingBackend {
             if query.score_threshold.is_some_and(|t| item.score < t) {
                 continue;
             }
-            let context =
-                from_fields(&item.id, item.fields, &i.schema, query.need_vector).context(NAME, op)?;
+            let context = from_fields(&item.id, item.fields, &i.schema, query.need_vector)
+                .context(NAME, op)?;
             out.push(ScoredContext {
                 context,
                 score: item.score,
@@ -650,7 +661,11 @@ impl VectorStorageBackend for VikingBackend {
             .context(NAME, op)?
             .into_iter()
             .filter_map(|it| {
-                let tb = it.fields.get("time_bucket").and_then(Json::as_str)?.to_owned();
+                let tb = it
+                    .fields
+                    .get("time_bucket")
+                    .and_then(Json::as_str)?
+                    .to_owned();
                 (!tb.is_empty() && time_bucket::in_range(&tb, start, end)).then_some((tb, it))
             })
             .collect();
@@ -681,7 +696,9 @@ impl VectorStorageBackend for VikingBackend {
         let found = i.fetch(ids, false).await.context(NAME, op)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let Some(fields) = found.get(id) else { continue };
+            let Some(fields) = found.get(id) else {
+                continue;
+            };
             if fields.get(FIELD_DATA_TYPE).and_then(Json::as_str) != Some(DATA_TYPE_CONTEXT) {
                 continue;
             }
@@ -753,7 +770,10 @@ impl VectorStorageBackend for VikingBackend {
                 .and_then(|s| s.parse::<i64>().ok())
                 .or_else(|| it.id.strip_prefix("todo_").and_then(|s| s.parse().ok()))
                 .ok_or_else(|| {
-                    StorageError::data_corrupted(format!("todo item '{}' has no numeric todo_id", it.id))
+                    StorageError::data_corrupted(format!(
+                        "todo item '{}' has no numeric todo_id",
+                        it.id
+                    ))
                 })
                 .context(NAME, op)?;
             let content = it
@@ -779,7 +799,10 @@ impl VectorStorageBackend for VikingBackend {
         i.check_open().context(NAME, op)?;
         i.todo_enabled().context(NAME, op)?;
         let id = format!("todo_{todo_id}");
-        let found = i.fetch(std::slice::from_ref(&id), false).await.context(NAME, op)?;
+        let found = i
+            .fetch(std::slice::from_ref(&id), false)
+            .await
+            .context(NAME, op)?;
         let exists = found
             .get(&id)
             .is_some_and(|f| f.get(FIELD_DATA_TYPE).and_then(Json::as_str) == Some(DATA_TYPE_TODO));

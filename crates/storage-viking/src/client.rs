@@ -31,8 +31,12 @@ pub(crate) const SERVICE: &str = "vikingdb";
 pub(crate) fn error_for(code: &str, status: u16, message: &str, request_id: &str) -> StorageError {
     let starts = |prefixes: &[&str]| prefixes.iter().any(|p| code.starts_with(p));
     let (kind, retryable) = if status == 429
-        || starts(&["RequestLimitExceeded", "Throttling", "TooManyRequests", "QuotaExceeded"])
-    {
+        || starts(&[
+            "RequestLimitExceeded",
+            "Throttling",
+            "TooManyRequests",
+            "QuotaExceeded",
+        ]) {
         (ErrorKind::Unavailable, true)
     } else if starts(&["NotFound"]) {
         (ErrorKind::NotFound, false)
@@ -60,7 +64,8 @@ pub(crate) fn error_for(code: &str, status: u16, message: &str, request_id: &str
         ])
     {
         (ErrorKind::PermissionDenied, false)
-    } else if status >= 500 || starts(&["InternalError", "InternalServerError", "ServiceUnavailable"])
+    } else if status >= 500
+        || starts(&["InternalError", "InternalServerError", "ServiceUnavailable"])
     {
         (ErrorKind::Unavailable, true)
     } else {
@@ -71,7 +76,8 @@ pub(crate) fn error_for(code: &str, status: u16, message: &str, request_id: &str
     } else {
         format!(" (request id {request_id})")
     };
-    StorageError::new(kind, format!("{code} (HTTP {status}): {message}{rid}")).set_retryable(retryable)
+    StorageError::new(kind, format!("{code} (HTTP {status}): {message}{rid}"))
+        .set_retryable(retryable)
 }
 
 /// Signed HTTP client with retries.

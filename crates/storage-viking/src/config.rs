@@ -266,9 +266,8 @@ impl VikingConfig {
                 )));
             }
         }
-        if !(self.timeout_secs > 0.0 && self.timeout_secs.is_finite())
-            || !(self.connect_timeout_secs > 0.0 && self.connect_timeout_secs.is_finite())
-        {
+        let positive = |x: f64| x > 0.0 && x.is_finite();
+        if !positive(self.timeout_secs) || !positive(self.connect_timeout_secs) {
             return Err(StorageError::config(
                 "vikingdb timeout_secs and connect_timeout_secs must be positive",
             ));

@@ -90,7 +90,11 @@ fn leaf_or_tree(filter: &Filter, schema: &Schema, negate: bool) -> Result<Cond> 
                 .collect::<Result<Vec<_>>>()?;
             // not (a and b) = not a or not b
             let is_and = matches!(filter, Filter::And(_)) != negate;
-            Ok(if is_and { Cond::and(parts) } else { Cond::or(parts) })
+            Ok(if is_and {
+                Cond::and(parts)
+            } else {
+                Cond::or(parts)
+            })
         }
         Filter::Not(inner) => leaf_or_tree(inner, schema, !negate),
         Filter::Eq(f, v) => membership(schema, f, std::slice::from_ref(v), negate),
@@ -151,7 +155,9 @@ fn membership(schema: &Schema, field: &str, values: &[Value], negate: bool) -> R
         });
     }
     let op = if negate { "must_not" } else { "must" };
-    Ok(Cond::Expr(json!({"op": op, "field": field, "conds": conds})))
+    Ok(Cond::Expr(
+        json!({"op": op, "field": field, "conds": conds}),
+    ))
 }
 
 fn range(schema: &Schema, field: &str, r: &Range, negate: bool) -> Result<Cond> {
@@ -166,7 +172,10 @@ fn range(schema: &Schema, field: &str, r: &Range, negate: bool) -> Result<Cond> 
         return Err(type_error(field, t, v));
     }
     let mut m = Map::new();
-    m.insert("op".into(), Json::from(if negate { "range_out" } else { "range" }));
+    m.insert(
+        "op".into(),
+        Json::from(if negate { "range_out" } else { "range" }),
+    );
     m.insert("field".into(), Json::from(field));
     for (op, v) in r.bounds() {
         // The complement of `x >= a` is `x < a`, and so on.
@@ -223,12 +232,21 @@ mod tests {
 
     #[test]
     fn constants_fold() {
-        assert_eq!(t(Filter::is_in("user_id", Vec::<String>::new())).unwrap(), Cond::Nothing);
-        assert_eq!(t(Filter::not_in("user_id", Vec::<String>::new())).unwrap(), Cond::All);
+        assert_eq!(
+            t(Filter::is_in("user_id", Vec::<String>::new())).unwrap(),
+            Cond::Nothing
+        );
+        assert_eq!(
+            t(Filter::not_in("user_id", Vec::<String>::new())).unwrap(),
+            Cond::All
+        );
         assert_eq!(t(Filter::eq("importance", 2.5)).unwrap(), Cond::Nothing);
         assert_eq!(
-            t(Filter::Or(vec![Filter::is_in("user_id", Vec::<String>::new()), Filter::eq("user_id", "a")]))
-                .unwrap(),
+            t(Filter::Or(vec![
+                Filter::is_in("user_id", Vec::<String>::new()),
+                Filter::eq("user_id", "a")
+            ]))
+            .unwrap(),
             Cond::Expr(json!({"op": "must", "field": "user_id", "conds": ["a"]}))
         );
     }
@@ -236,11 +254,31 @@ mod tests {
     #[test]
     fn refusals() {
         use storage_core::ErrorKind;
-        assert_eq!(t(Filter::between("time_bucket", "a", "b")).unwrap_err().kind(), ErrorKind::Unsupported);
-        assert_eq!(t(Filter::eq("keywords", "x")).unwrap_err().kind(), ErrorKind::Unsupported);
-        assert_eq!(t(Filter::eq("title", "x")).unwrap_err().kind(), ErrorKind::Unsupported);
-        assert_eq!(t(Filter::eq("nope", "x")).unwrap_err().kind(), ErrorKind::Unsupported);
-        assert_eq!(t(Filter::eq("user_id", 5)).unwrap_err().kind(), ErrorKind::InvalidInput);
-        assert_eq!(t(Filter::gte("user_id", 5)).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(
+            t(Filter::between("time_bucket", "a", "b"))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            t(Filter::eq("keywords", "x")).unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            t(Filter::eq("title", "x")).unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            t(Filter::eq("nope", "x")).unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            t(Filter::eq("user_id", 5)).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            t(Filter::gte("user_id", 5)).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
     }
 }

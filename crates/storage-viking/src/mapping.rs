@@ -86,7 +86,10 @@ pub(crate) fn to_item(context: &ProcessedContext, schema: &Schema) -> Result<Jso
     if let Some(level) = item.get("hierarchy_level").and_then(Json::as_f64) {
         item.insert("hierarchy_level".into(), Json::from(level));
     }
-    item.insert(FIELD_DATA_TYPE.into(), Json::String(DATA_TYPE_CONTEXT.into()));
+    item.insert(
+        FIELD_DATA_TYPE.into(),
+        Json::String(DATA_TYPE_CONTEXT.into()),
+    );
     item.insert(FIELD_SCROLL_KEY.into(), Json::from(scroll_key(&context.id)));
     let encoded_len = serde_json::to_string(&item)?.len();
     validate_payload_size(&context.id, encoded_len)?;
@@ -118,7 +121,9 @@ pub(crate) fn from_fields(
 ) -> Result<ProcessedContext> {
     let vector = if need_vector {
         let v = read_vector(fields.get(FIELD_VECTOR)).ok_or_else(|| {
-            StorageError::data_corrupted(format!("stored context '{id}' came back without its vector"))
+            StorageError::data_corrupted(format!(
+                "stored context '{id}' came back without its vector"
+            ))
         })?;
         Some(v)
     } else {
@@ -135,7 +140,9 @@ pub(crate) fn from_fields(
     }
     let present: Vec<String> = match fields.remove(FIELD_METADATA_KEYS) {
         Some(Json::String(s)) if !s.is_empty() => serde_json::from_str(&s).map_err(|e| {
-            StorageError::data_corrupted(format!("stored context '{id}' has invalid metadata_keys: {e}"))
+            StorageError::data_corrupted(format!(
+                "stored context '{id}' has invalid metadata_keys: {e}"
+            ))
         })?,
         _ => Vec::new(),
     };

@@ -239,7 +239,9 @@ pub(crate) fn check_metadata_field(f: &MetadataField) -> Result<()> {
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && f.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        && f.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !ok {
         return Err(StorageError::config(format!(
             "vikingdb metadata_fields name {:?} must match [A-Za-z_][A-Za-z0-9_]* (at most 128 bytes)",

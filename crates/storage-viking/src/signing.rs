@@ -56,7 +56,10 @@ fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
 pub fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -87,7 +90,11 @@ fn canonical_headers(headers: &[(&str, &str)]) -> (String, String) {
         .collect();
     h.sort();
     let block: String = h.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let names = h.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
+    let names = h
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
     (names, block)
 }
 
@@ -149,7 +156,10 @@ mod tests {
                 ("Limit", "10"),
                 ("Offset", "0"),
             ],
-            headers: &[("Host", "iam.volcengineapi.com"), ("X-Date", "20240619T071306Z")],
+            headers: &[
+                ("Host", "iam.volcengineapi.com"),
+                ("X-Date", "20240619T071306Z"),
+            ],
             payload_hash: &sha256_hex(b""),
             x_date: "20240619T071306Z",
             region: "cn-beijing",
@@ -160,7 +170,11 @@ mod tests {
             signature(&input, secret),
             "e31c4558bcfe08a286001f59cedbf0791ffd0b2362f10e55ee2627467bcdde93"
         );
-        let auth = authorization(&input, "AKLTYWViMTVmZGYzM2E0NDI5Mzk2MDZjNjFmMjc2MjRjMzg", secret);
+        let auth = authorization(
+            &input,
+            "AKLTYWViMTVmZGYzM2E0NDI5Mzk2MDZjNjFmMjc2MjRjMzg",
+            secret,
+        );
         assert_eq!(
             auth,
             "HMAC-SHA256 Credential=AKLTYWViMTVmZGYzM2E0NDI5Mzk2MDZjNjFmMjc2MjRjMzg/20240619/cn-beijing/iam/request, SignedHeaders=host;x-date, Signature=e31c4558bcfe08a286001f59cedbf0791ffd0b2362f10e55ee2627467bcdde93"

@@ -5,10 +5,11 @@ mod fake;
 
 use std::time::Duration;
 
-use fake::{Fault, FakeViking};
+use fake::{FakeViking, Fault};
 use storage_core::testkit::vector::cases::{context, unit_vector};
 use storage_core::{
-    ContextType, StorageBackend, ErrorKind, Filter, ProcessedContext, SearchQuery, VectorStorageBackend,
+    ContextType, ErrorKind, Filter, ProcessedContext, SearchQuery, StorageBackend,
+    VectorStorageBackend,
 };
 use storage_viking::{VikingBackend, VikingConfig};
 
@@ -39,13 +40,23 @@ fn batch(n: usize) -> Vec<ProcessedContext> {
 #[tokio::test]
 async fn open_creates_collection_and_index_once() {
     let server = FakeViking::start().await;
-    VikingBackend::open(server.config(DIM)).await.expect("first open");
+    VikingBackend::open(server.config(DIM))
+        .await
+        .expect("first open");
     assert_eq!(server.requests("CreateVikingdbCollection"), 1);
     assert_eq!(server.requests("CreateVikingdbIndex"), 1);
-    VikingBackend::open(server.config(DIM)).await.expect("second open");
-    assert_eq!(server.requests("CreateVikingdbCollection"), 1, "exists: not created again");
+    VikingBackend::open(server.config(DIM))
+        .await
+        .expect("second open");
+    assert_eq!(
+        server.requests("CreateVikingdbCollection"),
+        1,
+        "exists: not created again"
+    );
     assert_eq!(server.requests("CreateVikingdbIndex"), 1);
-    let e = VikingBackend::open(server.config(DIM + 1)).await.unwrap_err();
+    let e = VikingBackend::open(server.config(DIM + 1))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     assert!(e.to_string().contains("dimension 8"), "{e}");
     let mut no_create = server.config(DIM);
@@ -66,14 +77,21 @@ async fn wrong_secret_is_a_clear_permission_error_and_not_retried() {
     let text = e.to_string();
     assert!(text.contains("SignatureDoesNotMatch"), "{text}");
     assert!(!text.contains("not-the-secret"), "secret leaked: {text}");
-    assert_eq!(server.total_requests(), 1, "authentication errors are not retried");
+    assert_eq!(
+        server.total_requests(),
+        1,
+        "authentication errors are not retried"
+    );
 }
 
 #[tokio::test]
 async fn batches_are_split_at_100_items() {
     let (server, b) = setup().await;
     let items = batch(250);
-    let ids = b.batch_upsert_processed_context(&items).await.expect("upsert");
+    let ids = b
+        .batch_upsert_processed_context(&items)
+        .await
+        .expect("upsert");
     assert_eq!(ids.len(), 250);
     assert_eq!(server.requests(UPSERT), 3, "250 items -> 100 + 100 + 50");
     assert_eq!(server.row_count("opencontext"), 250);
@@ -82,7 +100,9 @@ async fn batches_are_split_at_100_items() {
     assert_eq!(got.len(), 250);
     assert_eq!(server.requests(FETCH), 3, "fetches are split too");
     assert_eq!(
-        b.delete_contexts(&all, ContextType::Knowledge).await.expect("delete"),
+        b.delete_contexts(&all, ContextType::Knowledge)
+            .await
+            .expect("delete"),
         250
     );
     assert_eq!(server.requests("/api/vikingdb/data/delete"), 3);
@@ -125,13 +145,24 @@ async fn bad_input_is_refused_before_any_request() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(b.get_by_ids(&["".into()], None).await.is_err());
-    assert!(b.delete_contexts(&["".into()], ContextType::Event).await.is_err());
+    assert!(
+        b.delete_contexts(&["".into()], ContextType::Event)
+            .await
+            .is_err()
+    );
     assert!(b.delete_by_source_file("", None).await.is_err());
     assert_eq!(
-        b.upsert_todo_embedding(1, "x", &[1.0; DIM], None).await.unwrap_err().kind(),
+        b.upsert_todo_embedding(1, "x", &[1.0; DIM], None)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::Unsupported
     );
-    assert_eq!(server.total_requests(), before, "no request reached the server");
+    assert_eq!(
+        server.total_requests(),
+        before,
+        "no request reached the server"
+    );
 }
 
 #[tokio::test]
@@ -143,7 +174,12 @@ async fn throttling_and_server_errors_are_retried_with_backoff() {
         .await
         .expect("succeeds on the third attempt");
     assert_eq!(server.requests(UPSERT), 3);
-    assert!(b.get_processed_context("x", ContextType::Event, false).await.unwrap().is_some());
+    assert!(
+        b.get_processed_context("x", ContextType::Event, false)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]

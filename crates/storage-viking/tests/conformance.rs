@@ -23,7 +23,11 @@ impl VectorKitHarness for Harness {
             name: "project".into(),
             field_type: MetadataFieldType::String,
         }];
-        Arc::new(VikingBackend::open(config).await.expect("open against the fake"))
+        Arc::new(
+            VikingBackend::open(config)
+                .await
+                .expect("open against the fake"),
+        )
     }
 }
 

@@ -81,7 +81,9 @@ impl FakeViking {
         let host = listener.local_addr().expect("addr").to_string();
         let app = Router::new().fallback(handle).with_state(state.clone());
         tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("fake VikingDB server");
+            axum::serve(listener, app)
+                .await
+                .expect("fake VikingDB server");
         });
         FakeViking { host, state }
     }
@@ -101,7 +103,13 @@ impl FakeViking {
 
     /// How many requests reached the server for this path or control-plane action.
     pub fn requests(&self, label: &str) -> usize {
-        self.state.lock().unwrap().log.iter().filter(|l| *l == label).count()
+        self.state
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|l| *l == label)
+            .count()
     }
 
     /// How many requests reached the server.
@@ -294,7 +302,11 @@ async fn handle(
         .find_map(|kv| kv.strip_prefix("Action="))
         .unwrap_or("")
         .to_owned();
-    let label = if console { action.clone() } else { path.clone() };
+    let label = if console {
+        action.clone()
+    } else {
+        path.clone()
+    };
     let (fault, rid) = {
         let mut s = state.lock().unwrap();
         s.log.push(label);
@@ -314,7 +326,12 @@ async fn handle(
         None => {}
     }
     if method != Method::POST {
-        return envelope_error(console, &action, &rid, (405, "InvalidMethod", "POST only".into()));
+        return envelope_error(
+            console,
+            &action,
+            &rid,
+            (405, "InvalidMethod", "POST only".into()),
+        );
     }
     if let Err(msg) = verify(&method, &uri, &headers, &body) {
         return envelope_error(console, &action, &rid, (401, "SignatureDoesNotMatch", msg));
@@ -380,7 +397,11 @@ fn console_op(s: &mut FakeState, action: &str, req: &Json) -> Result<Json, Fail>
         }
         "CreateVikingdbCollection" => {
             if s.collections.contains_key(name) {
-                return Err((409, "AlreadyExists.VikingdbCollection", format!("'{name}' exists")));
+                return Err((
+                    409,
+                    "AlreadyExists.VikingdbCollection",
+                    format!("'{name}' exists"),
+                ));
             }
             let fields = req
                 .get("Fields")
@@ -401,8 +422,12 @@ fn console_op(s: &mut FakeState, action: &str, req: &Json) -> Result<Json, Fail>
                 }
                 match t {
                     "vector" => {
-                        dim = Some(f.get("Dim").and_then(Json::as_u64).ok_or_else(|| bad("vector needs Dim"))?
-                            as usize)
+                        dim = Some(
+                            f.get("Dim")
+                                .and_then(Json::as_u64)
+                                .ok_or_else(|| bad("vector needs Dim"))?
+                                as usize,
+                        )
                     }
                     "string" | "int64" | "float32" | "bool" => {
                         if types.insert(n.to_owned(), t.to_owned()).is_some() {
@@ -434,7 +459,11 @@ fn console_op(s: &mut FakeState, action: &str, req: &Json) -> Result<Json, Fail>
             if action == "GetVikingdbIndex" {
                 return match &c.index {
                     Some((n, _)) if n == index => Ok(json!({"IndexName": index})),
-                    _ => Err((404, "NotFound.VikingdbIndex", format!("index '{index}' does not exist"))),
+                    _ => Err((
+                        404,
+                        "NotFound.VikingdbIndex",
+                        format!("index '{index}' does not exist"),
+                    )),
                 };
             }
             if c.index.is_some() {
@@ -444,8 +473,15 @@ fn console_op(s: &mut FakeState, action: &str, req: &Json) -> Result<Json, Fail>
                 return Err(bad("the fake implements cosine distance only"));
             }
             let mut scalar = HashSet::new();
-            for f in req.get("ScalarIndex").and_then(Json::as_array).into_iter().flatten() {
-                let f = f.as_str().ok_or_else(|| bad("ScalarIndex holds field names"))?;
+            for f in req
+                .get("ScalarIndex")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let f = f
+                    .as_str()
+                    .ok_or_else(|| bad("ScalarIndex holds field names"))?;
                 if !c.types.contains_key(f) {
                     return Err(bad(format!("ScalarIndex field {f} is not a field")));
                 }
@@ -494,7 +530,10 @@ fn check_filter(f: &Json, c: &Coll, indexed: &HashSet<String>) -> Result<(), Fai
         }
         "must" | "must_not" | "range" | "range_out" => {
             let field = str_param(f, "field")?;
-            let t = c.types.get(field).ok_or_else(|| bad(format!("filter field {field} is not a field")))?;
+            let t = c
+                .types
+                .get(field)
+                .ok_or_else(|| bad(format!("filter field {field} is not a field")))?;
             if !indexed.contains(field) {
                 return Err(bad(format!("filter field {field} has no scalar index")));
             }
@@ -536,7 +575,9 @@ fn eval(f: &Json, c: &Coll, row: &Row) -> bool {
             inside == (op == "must")
         }
         _ => {
-            let v = value_of(c, row, f["field"].as_str().unwrap_or("")).as_f64().unwrap_or(0.0);
+            let v = value_of(c, row, f["field"].as_str().unwrap_or(""))
+                .as_f64()
+                .unwrap_or(0.0);
             let b = |k: &str| f.get(k).and_then(Json::as_f64);
             let checks = [
                 b("gt").map(|x| v > x),
@@ -582,10 +623,17 @@ fn ids_param(req: &Json) -> Result<Vec<String>, Fail> {
         .and_then(Json::as_array)
         .ok_or_else(|| bad("ids is required"))?;
     if ids.len() > 100 {
-        return Err(bad(format!("ids holds {} keys, the limit is 100", ids.len())));
+        return Err(bad(format!(
+            "ids holds {} keys, the limit is 100",
+            ids.len()
+        )));
     }
     ids.iter()
-        .map(|i| i.as_str().map(str::to_owned).ok_or_else(|| bad("ids must be strings")))
+        .map(|i| {
+            i.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| bad("ids must be strings"))
+        })
         .collect()
 }
 
@@ -593,7 +641,11 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
     let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na * nb) }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
 }
 
 fn data_op(s: &mut FakeState, path: &str, req: &Json) -> Result<Json, Fail> {
@@ -612,12 +664,20 @@ fn data_op(s: &mut FakeState, path: &str, req: &Json) -> Result<Json, Fail> {
                 .and_then(Json::as_array)
                 .ok_or_else(|| bad("data is required"))?;
             if data.len() > 100 {
-                return Err(bad(format!("data holds {} items, the limit is 100", data.len())));
+                return Err(bad(format!(
+                    "data holds {} items, the limit is 100",
+                    data.len()
+                )));
             }
             let mut staged = Vec::new();
             for item in data {
-                let obj = item.as_object().ok_or_else(|| bad("data items are objects"))?;
-                let id = obj.get("id").and_then(Json::as_str).ok_or_else(|| bad("id is required"))?;
+                let obj = item
+                    .as_object()
+                    .ok_or_else(|| bad("data items are objects"))?;
+                let id = obj
+                    .get("id")
+                    .and_then(Json::as_str)
+                    .ok_or_else(|| bad("id is required"))?;
                 let mut row = Row::new();
                 for (k, v) in obj {
                     if k == "id" {
@@ -629,7 +689,10 @@ fn data_op(s: &mut FakeState, path: &str, req: &Json) -> Result<Json, Fail> {
                             return Err(bad(format!("vector must hold {} numbers", c.dim)));
                         }
                     } else {
-                        let t = c.types.get(k).ok_or_else(|| bad(format!("unknown field {k}")))?;
+                        let t = c
+                            .types
+                            .get(k)
+                            .ok_or_else(|| bad(format!("unknown field {k}")))?;
                         let ok = match t.as_str() {
                             "string" => v.is_string(),
                             "int64" => v.is_i64(),
@@ -658,7 +721,8 @@ fn data_op(s: &mut FakeState, path: &str, req: &Json) -> Result<Json, Fail> {
             let mut missing = Vec::new();
             for id in ids {
                 match c.rows.get(&id) {
-                    Some(row) => items.push(json!({"id": id, "fields": project(row, req.get("output_fields"))?})),
+                    Some(row) => items
+                        .push(json!({"id": id, "fields": project(row, req.get("output_fields"))?})),
                     None => missing.push(id),
                 }
             }
@@ -674,7 +738,13 @@ fn data_op(s: &mut FakeState, path: &str, req: &Json) -> Result<Json, Fail> {
             let index = str_param(req, "index_name")?;
             let indexed = match &c.index {
                 Some((n, scalar)) if n == index => scalar.clone(),
-                _ => return Err((404, "NotFound.VikingdbIndex", format!("index '{index}' does not exist"))),
+                _ => {
+                    return Err((
+                        404,
+                        "NotFound.VikingdbIndex",
+                        format!("index '{index}' does not exist"),
+                    ));
+                }
             };
             let limit = req.get("limit").and_then(Json::as_u64).unwrap_or(10) as usize;
             if limit == 0 || limit > 5000 {
@@ -699,7 +769,10 @@ fn data_op(s: &mut FakeState, path: &str, req: &Json) -> Result<Json, Fail> {
                     .map(|x| x.as_f64().unwrap_or(f64::NAN))
                     .collect();
                 if q.len() != c.dim || q.iter().any(|x| !x.is_finite()) {
-                    return Err(bad(format!("dense_vector must hold {} finite numbers", c.dim)));
+                    return Err(bad(format!(
+                        "dense_vector must hold {} finite numbers",
+                        c.dim
+                    )));
                 }
                 let mut v: Vec<_> = matching
                     .into_iter()
@@ -717,7 +790,9 @@ fn data_op(s: &mut FakeState, path: &str, req: &Json) -> Result<Json, Fail> {
                 let field = str_param(req, "field")?;
                 let t = c.types.get(field).cloned().unwrap_or_default();
                 if !matches!(t.as_str(), "int64" | "float32") || !indexed.contains(field) {
-                    return Err(bad(format!("field {field} must be an indexed int64 or float32 field")));
+                    return Err(bad(format!(
+                        "field {field} must be an indexed int64 or float32 field"
+                    )));
                 }
                 let desc = match req.get("order").and_then(Json::as_str).unwrap_or("desc") {
                     "desc" => true,
@@ -740,8 +815,10 @@ fn data_op(s: &mut FakeState, path: &str, req: &Json) -> Result<Json, Fail> {
                 .skip(offset)
                 .take(limit)
                 .map(|(score, id, row)| {
-                    Ok(json!({"id": id, "fields": project(row, req.get("output_fields"))?,
-                        "score": score, "ann_score": score}))
+                    Ok(
+                        json!({"id": id, "fields": project(row, req.get("output_fields"))?,
+                        "score": score, "ann_score": score}),
+                    )
                 })
                 .collect::<Result<_, Fail>>()?;
             Ok(json!({"data": page, "filter_matched_count": matched,
