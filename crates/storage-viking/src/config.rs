@@ -42,8 +42,8 @@ pub struct MetadataField {
 /// | `access_key_id` | env `VOLCENGINE_ACCESS_KEY_ID` | Volcengine access key |
 /// | `secret_access_key` | env `VOLCENGINE_SECRET_ACCESS_KEY` | secret key (redacted in `Debug`) |
 /// | `region` | `cn-beijing` | signing region |
-/// | `data_host` | `api-vikingdb.vikingdb.<region>.volces.com` | data-plane host[:port] |
-/// | `console_host` | `vikingdb.<region>.volcengineapi.com` | control-plane host[:port] |
+/// | `data_host` | `api-vikingdb.vikingdb.<region>.volces.com` | data-plane `host[:port]` |
+/// | `console_host` | `vikingdb.<region>.volcengineapi.com` | control-plane `host[:port]` |
 /// | `scheme` | `https` | `https` or `http` (tests) |
 /// | `dimension` (alias `vector_size`) | required | vector dimension |
 /// | `collection_name` | `opencontext` | the one collection |
