@@ -35,7 +35,7 @@ fn run(mut cmd: Command) -> Result<(), String> {
 fn bench() -> Result<(), String> {
     let out = workspace_root().join("target/bench-results");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    for package in ["storage-sqlite", "storage-qdrant"] {
+    for package in ["storage-sqlite", "storage-qdrant", "storage-viking"] {
         let mut c = cargo();
         c.args(["bench", "-p", package]);
         run(c)?;
