@@ -236,6 +236,10 @@ impl Client {
 }
 
 fn transport_error(e: reqwest::Error) -> StorageError {
+    if e.is_builder() {
+        // A malformed URL (host, scheme): retrying cannot help.
+        return StorageError::config("cannot build the VikingDB request URL").with_source(e);
+    }
     let kind = if e.is_timeout() {
         ErrorKind::Timeout
     } else {

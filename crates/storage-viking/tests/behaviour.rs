@@ -319,3 +319,19 @@ async fn filters_agree_with_the_reference_semantics() {
         assert_eq!(got, expected, "{f:?}");
     }
 }
+
+#[tokio::test]
+async fn unreachable_server_is_unavailable_and_retried() {
+    let server = FakeViking::start().await;
+    let mut config = server.config(DIM);
+    // A port nobody listens on: connection refused on every attempt.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    config = config.with_endpoint("http", &dead);
+    config.max_retries = 2;
+    let e = VikingBackend::open(config).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.is_retryable());
+    assert!(e.to_string().contains("after 3 attempts"), "{e}");
+}
