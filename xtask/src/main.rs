@@ -42,6 +42,7 @@ fn bench() -> Result<(), String> {
         "storage-sqlite",
         "storage-qdrant",
         "storage-cache",
+        "storage-viking",
     ] {
         let mut c = cargo();
         c.args(["bench", "-p", package]);

@@ -11,11 +11,12 @@ use storage_core::{
 /// A factory with every backend enabled by this build's Cargo features, in this order
 /// (`backend: default` picks the first of a storage type):
 ///
-/// | name     | storage type  | feature        |
-/// |----------|---------------|----------------|
-/// | `qdrant` | `vector_db`   | `qdrant-local` |
-/// | `memory` | `vector_db`   | `testkit`      |
-/// | `sqlite` | `document_db` | `sqlite`       |
+/// | name       | storage type  | feature        |
+/// |------------|---------------|----------------|
+/// | `qdrant`   | `vector_db`   | `qdrant-local` |
+/// | `vikingdb` | `vector_db`   | `vikingdb`     |
+/// | `memory`   | `vector_db`   | `testkit`      |
+/// | `sqlite`   | `document_db` | `sqlite`       |
 pub fn default_factory() -> StorageBackendFactory {
     #[allow(unused_mut)]
     let mut factory = StorageBackendFactory::new();
@@ -31,6 +32,16 @@ pub fn default_factory() -> StorageBackendFactory {
             )?;
             local.todo_embeddings = ctx.consumption_enabled;
             let backend = storage_qdrant::QdrantLocalBackend::open(local).await?;
+            Ok(Arc::new(backend) as Arc<dyn VectorStorageBackend>)
+        })
+    });
+
+    #[cfg(feature = "vikingdb")]
+    factory.register_vector("vikingdb", |config: BackendConfig, ctx: FactoryContext| {
+        Box::pin(async move {
+            let viking: storage_viking::VikingConfig = config.parse()?;
+            let viking = viking.with_todo_embeddings(ctx.consumption_enabled);
+            let backend = storage_viking::VikingBackend::open(viking).await?;
             Ok(Arc::new(backend) as Arc<dyn VectorStorageBackend>)
         })
     });
