@@ -120,7 +120,7 @@ fn lenient_opt_path<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<PathBuf>, D::Error> {
     let s: Option<String> = lenient_opt(d)?;
-    Ok(s.map(PathBuf::from))
+    Ok(s.filter(|s| !s.trim().is_empty()).map(PathBuf::from))
 }
 
 impl Default for MysqlConfig {
@@ -214,6 +214,11 @@ impl MysqlConfig {
         }
     }
 
+    /// The connection URL, `None` when unset or empty (`url: "${MYSQL_URL:}"`).
+    pub fn url(&self) -> Option<&Secret> {
+        self.url.as_ref().filter(|u| !u.expose().trim().is_empty())
+    }
+
     /// Most connections the pool holds: `pool_size + max_overflow`.
     pub fn max_connections(&self) -> u32 {
         self.pool_size.saturating_add(self.max_overflow)
@@ -259,7 +264,7 @@ impl MysqlConfig {
                 self.max_retries
             )));
         }
-        if self.url.is_none() && self.host.trim().is_empty() {
+        if self.url().is_none() && self.host.trim().is_empty() {
             return Err(StorageError::config("mysql config.host must not be empty"));
         }
         Ok(())

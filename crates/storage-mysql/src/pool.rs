@@ -14,7 +14,7 @@ use crate::error::SqlxResultExt;
 
 /// Connect options for the server (no database selected) and the database name.
 pub(crate) fn connect_options(config: &MysqlConfig) -> Result<(MySqlConnectOptions, String)> {
-    let (mut opts, database) = match &config.url {
+    let (mut opts, database) = match config.url() {
         Some(url) => {
             let mut parsed = url::Url::parse(url.expose()).map_err(|e| {
                 StorageError::config(format!(
@@ -51,7 +51,7 @@ pub(crate) fn connect_options(config: &MysqlConfig) -> Result<(MySqlConnectOptio
         }
     };
     validate_database_name(&database)?;
-    if config.url.is_none() || config.ssl_mode != SslMode::Preferred {
+    if config.url().is_none() || config.ssl_mode != SslMode::Preferred {
         opts = opts.ssl_mode(config.ssl_mode.to_sqlx());
     }
     if let Some(ca) = &config.ssl_ca {
