@@ -112,10 +112,8 @@ pub(crate) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<Strin
 
 // ----- records -------------------------------------------------------------------------------
 
-/// The columns of [`profile`].
-pub(crate) const PROFILE_COLS: &str = "user_id, device_id, agent_id, content, summary, keywords, \
-     entities, importance, metadata, created_at, updated_at";
-
+/// Column order: `user_id, device_id, agent_id, content, summary, keywords, entities,
+/// importance, metadata, created_at, updated_at` (see `queries::GET_PROFILE_SQL`).
 pub(crate) fn profile(row: &MySqlRow) -> Result<Profile> {
     Ok(Profile {
         user_id: text(row, 0)?,

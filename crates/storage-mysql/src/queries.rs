@@ -346,7 +346,7 @@ pub(crate) async fn upsert_profile(c: &mut Conn, p: &ProfileUpsert) -> Result<()
     Ok(())
 }
 
-/// The statement of `get_profile` (the columns of `mapping::PROFILE_COLS`).
+/// The statement of `get_profile` (the column order of `mapping::profile`).
 pub const GET_PROFILE_SQL: &str = "SELECT user_id, device_id, agent_id, content, summary, keywords, \
      entities, importance, metadata, created_at, updated_at FROM profiles \
      WHERE user_id = ? AND device_id = ? AND agent_id = ?";
