@@ -100,13 +100,12 @@ fn now_sql() -> chrono::NaiveDateTime {
     storage_core::time::now().naive_utc()
 }
 
-/// Bare sqlx `upsert_profile`: same statement, same encodings, one transaction.
+/// Bare sqlx `upsert_profile`: same statement, same encodings, autocommit (as the backend).
 async fn bare_upsert_profile(pool: &MySqlPool, p: &ProfileUpsert) {
     let now = now_sql();
     let keywords = serde_json::to_string(&p.keywords).unwrap();
     let entities = serde_json::to_string(&p.entities).unwrap();
     let metadata = serde_json::to_string(&p.metadata).unwrap();
-    let mut tx = pool.begin().await.unwrap();
     sqlx::query(UPSERT_PROFILE_SQL)
         .bind(&p.key.user_id)
         .bind(&p.key.device_id)
@@ -126,10 +125,9 @@ async fn bare_upsert_profile(pool: &MySqlPool, p: &ProfileUpsert) {
         .bind(p.importance)
         .bind(&metadata)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(pool)
         .await
         .unwrap();
-    tx.commit().await.unwrap();
 }
 
 /// Bare sqlx `get_profile`, decoding the same fields.

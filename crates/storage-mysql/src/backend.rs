@@ -71,8 +71,33 @@ macro_rules! in_tx {
     }};
 }
 
-/// Runs `$body` (an expression using `$c: &mut PoolConnection`) on one pooled connection
-/// (autocommit: one statement).
+/// Runs `$body` (one write statement, using `$c: &mut PoolConnection`) in autocommit mode:
+/// InnoDB makes a single statement atomic, so no explicit transaction (two round trips) is
+/// needed. Retried like [`in_tx!`] after a deadlock or lock wait timeout, which roll the
+/// statement back.
+macro_rules! autocommit {
+    ($self:ident, $op:literal, |$c:ident| $body:expr) => {{
+        $self.check_open($op)?;
+        let mut attempt = 0u32;
+        loop {
+            let outcome: Result<_> = async {
+                let mut $c: PoolConnection<sqlx::MySql> = $self.inner.pool.acquire().await.db()?;
+                Ok($body)
+            }
+            .await;
+            match outcome {
+                Err(e) if attempt < $self.inner.max_retries && is_lock_error(&e) => {
+                    tracing::debug!(backend = NAME, operation = $op, attempt, error = %e, "retrying statement");
+                    tokio::time::sleep($self.inner.retry_backoff * 2u32.saturating_pow(attempt)).await;
+                    attempt += 1;
+                }
+                other => break other.context(NAME, $op),
+            }
+        }
+    }};
+}
+
+/// Runs `$body` (reads, using `$c: &mut PoolConnection`) on one pooled connection.
 macro_rules! on_conn {
     ($self:ident, $op:literal, |$c:ident| $body:expr) => {{
         $self.check_open($op)?;
@@ -195,7 +220,7 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn insert_todo(&self, todo: &NewTodo) -> Result<i64> {
         check("insert_todo", todo.validate())?;
-        in_tx!(self, "insert_todo", |tx| q::insert_todo(&mut tx, todo)
+        autocommit!(self, "insert_todo", |c| q::insert_todo(&mut c, todo)
             .await?)
     }
 
@@ -211,14 +236,14 @@ impl DocumentStorageBackend for MysqlBackend {
         end_time: Option<Timestamp>,
     ) -> Result<bool> {
         check("update_todo_status", validate_todo_status(status))?;
-        in_tx!(self, "update_todo_status", |tx| {
-            q::update_todo_status(&mut tx, todo_id, status, end_time).await?
+        autocommit!(self, "update_todo_status", |c| {
+            q::update_todo_status(&mut c, todo_id, status, end_time).await?
         })
     }
 
     async fn insert_tip(&self, content: &str) -> Result<i64> {
         check("insert_tip", records::validate_text("content", content))?;
-        in_tx!(self, "insert_tip", |tx| q::insert_tip(&mut tx, content)
+        autocommit!(self, "insert_tip", |c| q::insert_tip(&mut c, content)
             .await?)
     }
 
@@ -229,8 +254,8 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn upsert_profile(&self, profile: &ProfileUpsert) -> Result<()> {
         check("upsert_profile", profile.validate())?;
-        in_tx!(self, "upsert_profile", |tx| q::upsert_profile(
-            &mut tx, profile
+        autocommit!(self, "upsert_profile", |c| q::upsert_profile(
+            &mut c, profile
         )
         .await?)
     }
@@ -242,7 +267,7 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn delete_profile(&self, key: &TenantKey) -> Result<bool> {
         check("delete_profile", key.validate())?;
-        in_tx!(self, "delete_profile", |tx| q::delete_profile(&mut tx, key)
+        autocommit!(self, "delete_profile", |c| q::delete_profile(&mut c, key)
             .await?)
     }
 
@@ -294,22 +319,22 @@ impl DocumentStorageBackend for MysqlBackend {
             key.validate()
                 .and_then(|_| records::validate_entity_name(entity_name)),
         )?;
-        in_tx!(self, "delete_entity", |tx| {
-            q::delete_entity(&mut tx, key, entity_name).await?
+        autocommit!(self, "delete_entity", |c| {
+            q::delete_entity(&mut c, key, entity_name).await?
         })
     }
 
     async fn save_monitoring_token_usage(&self, sample: &TokenUsageSample) -> Result<()> {
         check("save_monitoring_token_usage", sample.validate())?;
-        in_tx!(self, "save_monitoring_token_usage", |tx| {
-            q::save_token_usage(&mut tx, sample).await?
+        autocommit!(self, "save_monitoring_token_usage", |c| {
+            q::save_token_usage(&mut c, sample).await?
         })
     }
 
     async fn save_monitoring_stage_timing(&self, sample: &StageTimingSample) -> Result<()> {
         check("save_monitoring_stage_timing", sample.validate())?;
-        in_tx!(self, "save_monitoring_stage_timing", |tx| {
-            q::save_stage_timing(&mut tx, sample).await?
+        autocommit!(self, "save_monitoring_stage_timing", |c| {
+            q::save_stage_timing(&mut c, sample).await?
         })
     }
 
@@ -463,8 +488,8 @@ impl DocumentStorageBackend for MysqlBackend {
     }
 
     async fn update_message_metadata(&self, message_id: i64, metadata: &JsonMap) -> Result<bool> {
-        in_tx!(self, "update_message_metadata", |tx| {
-            q::update_message_metadata(&mut tx, message_id, metadata).await?
+        autocommit!(self, "update_message_metadata", |c| {
+            q::update_message_metadata(&mut c, message_id, metadata).await?
         })
     }
 
@@ -492,8 +517,8 @@ impl DocumentStorageBackend for MysqlBackend {
     }
 
     async fn delete_message(&self, message_id: i64) -> Result<bool> {
-        in_tx!(self, "delete_message", |tx| q::delete_message(
-            &mut tx, message_id
+        autocommit!(self, "delete_message", |c| q::delete_message(
+            &mut c, message_id
         )
         .await?)
     }
@@ -512,8 +537,8 @@ impl DocumentStorageBackend for MysqlBackend {
     }
 
     async fn clear_message_thinking(&self, message_id: i64) -> Result<u64> {
-        in_tx!(self, "clear_message_thinking", |tx| {
-            q::clear_message_thinking(&mut tx, message_id).await?
+        autocommit!(self, "clear_message_thinking", |c| {
+            q::clear_message_thinking(&mut c, message_id).await?
         })
     }
 }
