@@ -96,3 +96,37 @@ impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
         self.map_err(db_err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_errors_map_to_kinds() {
+        let e = db_err(sqlx::Error::PoolTimedOut);
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(e.is_retryable());
+        assert!(
+            !is_lock_error(&e),
+            "pool exhaustion is returned, not retried"
+        );
+        let e = db_err(sqlx::Error::PoolClosed);
+        assert_eq!(e.kind(), ErrorKind::NotInitialized);
+        let e = db_err(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.is_retryable() && !is_lock_error(&e));
+    }
+
+    #[test]
+    fn lock_errors_are_recognised_by_number() {
+        let deadlock = StorageError::new(ErrorKind::Conflict, "server error 1213: Deadlock found")
+            .set_retryable(true);
+        let wait = StorageError::new(ErrorKind::Timeout, "server error 1205: Lock wait timeout")
+            .set_retryable(true);
+        let dup = StorageError::new(ErrorKind::Conflict, "server error 1062: Duplicate entry");
+        assert!(is_lock_error(&deadlock) && is_lock_error(&wait));
+        assert!(!is_lock_error(&dup));
+    }
+}

@@ -380,3 +380,32 @@ async fn migrations_are_versioned_and_foreign_rows_read() {
     })
     .await;
 }
+
+/// `ssl_mode: required` either gets TLS (MySQL 8 enables it by default) or fails with a clear
+/// `Unavailable` error (a server without TLS, like a default MariaDB); never plain text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssl_required_is_enforced() {
+    with_databases("ssl_required_is_enforced", |dbs| async move {
+        let mut config = dbs.config();
+        config.ssl_mode = storage_mysql::SslMode::Required;
+        match MysqlBackend::open(config).await {
+            Ok(b) => {
+                let mut c = raw(&b).await;
+                drop(c.execute("SELECT 1").await.unwrap());
+                b.health_check().await.unwrap();
+                let cipher: Option<String> = sqlx::query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+                    .fetch_optional(&mut c)
+                    .await
+                    .unwrap()
+                    .map(|r| r.try_get::<String, _>(1).unwrap_or_default());
+                eprintln!("server supports TLS (raw session cipher {cipher:?})");
+            }
+            Err(e) => {
+                eprintln!("server without TLS: {e}");
+                assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+                assert!(e.to_string().contains("TLS"), "{e}");
+            }
+        }
+    })
+    .await;
+}
