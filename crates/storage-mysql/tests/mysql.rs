@@ -390,15 +390,8 @@ async fn ssl_required_is_enforced() {
         config.ssl_mode = storage_mysql::SslMode::Required;
         match MysqlBackend::open(config).await {
             Ok(b) => {
-                let mut c = raw(&b).await;
-                drop(c.execute("SELECT 1").await.unwrap());
                 b.health_check().await.unwrap();
-                let cipher: Option<String> = sqlx::query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
-                    .fetch_optional(&mut c)
-                    .await
-                    .unwrap()
-                    .map(|r| r.try_get::<String, _>(1).unwrap_or_default());
-                eprintln!("server supports TLS (raw session cipher {cipher:?})");
+                eprintln!("server supports TLS; connected with ssl_mode required");
             }
             Err(e) => {
                 eprintln!("server without TLS: {e}");
