@@ -17,6 +17,7 @@ use storage_core::{
 /// | `vikingdb` | `vector_db`   | `vikingdb`     |
 /// | `memory`   | `vector_db`   | `testkit`      |
 /// | `sqlite`   | `document_db` | `sqlite`       |
+/// | `mysql`    | `document_db` | `mysql`        |
 pub fn default_factory() -> StorageBackendFactory {
     #[allow(unused_mut)]
     let mut factory = StorageBackendFactory::new();
@@ -72,6 +73,15 @@ pub fn default_factory() -> StorageBackendFactory {
                 ctx.base_dir.as_deref(),
             )?;
             let backend = storage_sqlite::SqliteBackend::open(sqlite).await?;
+            Ok(Arc::new(backend) as Arc<dyn DocumentStorageBackend>)
+        })
+    });
+
+    #[cfg(feature = "mysql")]
+    factory.register_document("mysql", |config: BackendConfig, _ctx: FactoryContext| {
+        Box::pin(async move {
+            let mysql: storage_mysql::MysqlConfig = config.parse()?;
+            let backend = storage_mysql::MysqlBackend::open(mysql).await?;
             Ok(Arc::new(backend) as Arc<dyn DocumentStorageBackend>)
         })
     });

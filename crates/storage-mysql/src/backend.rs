@@ -1,0 +1,544 @@
+//! [`MysqlBackend`]: opening, the backend traits, transactions with retry, and the validation
+//! in front of every call.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::mysql::{MySqlPool, MySqlTransaction};
+use sqlx::pool::PoolConnection;
+use storage_core::records::validate_todo_status;
+use storage_core::*;
+
+use crate::config::MysqlConfig;
+use crate::error::{SqlxResultExt, is_lock_error};
+use crate::{pool, queries as q, schema, search};
+
+const NAME: &str = "mysql";
+
+/// The MySQL 8 / MariaDB document backend. Cheap to clone (clones share the pool).
+///
+/// Every operation that writes more than one statement (or reads several for one answer)
+/// runs in one transaction: on any error it is rolled back, so no partial rows remain.
+/// Deadlocks and lock wait timeouts roll the transaction back on the server; such
+/// transactions are retried up to `max_retries` times with exponential backoff.
+#[derive(Clone)]
+pub struct MysqlBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: MySqlPool,
+    database: String,
+    closed: AtomicBool,
+    max_retries: u32,
+    retry_backoff: Duration,
+}
+
+impl std::fmt::Debug for MysqlBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MysqlBackend")
+            .field("database", &self.inner.database)
+            .field("pool_size", &self.inner.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs `$body` (an expression using `$tx: &mut MySqlTransaction` and `?`) in a transaction,
+/// committing on success; retried from the start after a deadlock or lock wait timeout.
+macro_rules! in_tx {
+    ($self:ident, $op:literal, |$tx:ident| $body:expr) => {{
+        $self.check_open($op)?;
+        let mut attempt = 0u32;
+        loop {
+            let outcome: Result<_> = async {
+                let mut $tx: MySqlTransaction<'static> = $self.inner.pool.begin().await.db()?;
+                let value = $body;
+                $tx.commit().await.db()?;
+                Ok(value)
+            }
+            .await;
+            match outcome {
+                Err(e) if attempt < $self.inner.max_retries && is_lock_error(&e) => {
+                    tracing::debug!(backend = NAME, operation = $op, attempt, error = %e, "retrying transaction");
+                    tokio::time::sleep($self.inner.retry_backoff * 2u32.saturating_pow(attempt)).await;
+                    attempt += 1;
+                }
+                other => break other.context(NAME, $op),
+            }
+        }
+    }};
+}
+
+/// Runs `$body` (one write statement, using `$c: &mut PoolConnection`) in autocommit mode:
+/// InnoDB makes a single statement atomic, so no explicit transaction (two round trips) is
+/// needed. Retried like [`in_tx!`] after a deadlock or lock wait timeout, which roll the
+/// statement back.
+macro_rules! autocommit {
+    ($self:ident, $op:literal, |$c:ident| $body:expr) => {{
+        $self.check_open($op)?;
+        let mut attempt = 0u32;
+        loop {
+            let outcome: Result<_> = async {
+                let mut $c: PoolConnection<sqlx::MySql> = $self.inner.pool.acquire().await.db()?;
+                Ok($body)
+            }
+            .await;
+            match outcome {
+                Err(e) if attempt < $self.inner.max_retries && is_lock_error(&e) => {
+                    tracing::debug!(backend = NAME, operation = $op, attempt, error = %e, "retrying statement");
+                    tokio::time::sleep($self.inner.retry_backoff * 2u32.saturating_pow(attempt)).await;
+                    attempt += 1;
+                }
+                other => break other.context(NAME, $op),
+            }
+        }
+    }};
+}
+
+/// Runs `$body` (reads, using `$c: &mut PoolConnection`) on one pooled connection.
+macro_rules! on_conn {
+    ($self:ident, $op:literal, |$c:ident| $body:expr) => {{
+        $self.check_open($op)?;
+        let outcome: Result<_> = async {
+            let mut $c: PoolConnection<sqlx::MySql> = $self.inner.pool.acquire().await.db()?;
+            Ok($body)
+        }
+        .await;
+        outcome.context(NAME, $op)
+    }};
+}
+
+impl MysqlBackend {
+    /// Connects, creates the database when missing (`create_database`), applies pending
+    /// migrations and opens the pool.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a bad configuration; [`ErrorKind::Unavailable`] when the
+    /// server cannot be reached; [`ErrorKind::PermissionDenied`] for refused credentials;
+    /// [`ErrorKind::Unsupported`] for a database migrated by a newer version of this crate.
+    pub async fn open(config: MysqlConfig) -> Result<Self> {
+        Self::open_inner(&config).await.context(NAME, "open")
+    }
+
+    async fn open_inner(config: &MysqlConfig) -> Result<Self> {
+        config.validate()?;
+        let (pool, database) = pool::open_pool(config).await?;
+        let before = schema::migrate(&pool).await?;
+        if before < schema::SCHEMA_VERSION {
+            tracing::info!(database = %database, from = before, to = schema::SCHEMA_VERSION, "mysql schema migrated");
+        }
+        Ok(MysqlBackend {
+            inner: Arc::new(Inner {
+                pool,
+                database,
+                closed: AtomicBool::new(false),
+                max_retries: config.max_retries,
+                retry_backoff: Duration::from_millis(config.retry_backoff_ms),
+            }),
+        })
+    }
+
+    /// The database (schema) name in use.
+    pub fn database(&self) -> &str {
+        &self.inner.database
+    }
+
+    fn check_open(&self, op: &'static str) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StorageError::new(
+                ErrorKind::NotInitialized,
+                "the backend is closed",
+            ))
+            .context(NAME, op);
+        }
+        Ok(())
+    }
+}
+
+fn check<T>(op: &'static str, r: Result<T>) -> Result<T> {
+    r.context(NAME, op)
+}
+
+#[async_trait]
+impl StorageBackend for MysqlBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn storage_type(&self) -> StorageType {
+        StorageType::DocumentDb
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        on_conn!(self, "health_check", |c| {
+            sqlx::query("SELECT 1").execute(&mut *c).await.db()?;
+        })
+    }
+
+    async fn close(&self) -> Result<()> {
+        if !self.inner.closed.swap(true, Ordering::AcqRel) {
+            self.inner.pool.close().await;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DocumentStorageBackend for MysqlBackend {
+    async fn insert_vaults(&self, vault: &NewVault) -> Result<i64> {
+        check("insert_vaults", vault.validate())?;
+        in_tx!(self, "insert_vaults", |tx| q::insert_vaults(&mut tx, vault)
+            .await?)
+    }
+
+    async fn get_vaults(&self, query: &VaultQuery) -> Result<Vec<Vault>> {
+        check("get_vaults", query.validate())?;
+        on_conn!(self, "get_vaults", |c| q::get_vaults(&mut c, query).await?)
+    }
+
+    async fn get_vault(&self, vault_id: i64) -> Result<Option<Vault>> {
+        on_conn!(self, "get_vault", |c| q::get_vault(&mut c, vault_id)
+            .await?)
+    }
+
+    async fn update_vault(&self, vault_id: i64, update: &VaultUpdate) -> Result<bool> {
+        check("update_vault", update.validate())?;
+        in_tx!(self, "update_vault", |tx| q::update_vault(
+            &mut tx, vault_id, update
+        )
+        .await?)
+    }
+
+    async fn get_reports(&self, limit: u32, offset: u64, is_deleted: bool) -> Result<Vec<Vault>> {
+        check("get_reports", records::validate_page(limit, offset))?;
+        on_conn!(self, "get_reports", |c| {
+            q::get_reports(&mut c, limit, offset, is_deleted).await?
+        })
+    }
+
+    async fn insert_todo(&self, todo: &NewTodo) -> Result<i64> {
+        check("insert_todo", todo.validate())?;
+        autocommit!(self, "insert_todo", |c| q::insert_todo(&mut c, todo)
+            .await?)
+    }
+
+    async fn get_todos(&self, query: &TodoQuery) -> Result<Vec<Todo>> {
+        check("get_todos", query.validate())?;
+        on_conn!(self, "get_todos", |c| q::get_todos(&mut c, query).await?)
+    }
+
+    async fn update_todo_status(
+        &self,
+        todo_id: i64,
+        status: i64,
+        end_time: Option<Timestamp>,
+    ) -> Result<bool> {
+        check("update_todo_status", validate_todo_status(status))?;
+        autocommit!(self, "update_todo_status", |c| {
+            q::update_todo_status(&mut c, todo_id, status, end_time).await?
+        })
+    }
+
+    async fn insert_tip(&self, content: &str) -> Result<i64> {
+        check("insert_tip", records::validate_text("content", content))?;
+        autocommit!(self, "insert_tip", |c| q::insert_tip(&mut c, content)
+            .await?)
+    }
+
+    async fn get_tips(&self, query: &TipQuery) -> Result<Vec<Tip>> {
+        check("get_tips", query.validate())?;
+        on_conn!(self, "get_tips", |c| q::get_tips(&mut c, query).await?)
+    }
+
+    async fn upsert_profile(&self, profile: &ProfileUpsert) -> Result<()> {
+        check("upsert_profile", profile.validate())?;
+        autocommit!(self, "upsert_profile", |c| q::upsert_profile(
+            &mut c, profile
+        )
+        .await?)
+    }
+
+    async fn get_profile(&self, key: &TenantKey) -> Result<Option<Profile>> {
+        check("get_profile", key.validate())?;
+        on_conn!(self, "get_profile", |c| q::get_profile(&mut c, key).await?)
+    }
+
+    async fn delete_profile(&self, key: &TenantKey) -> Result<bool> {
+        check("delete_profile", key.validate())?;
+        autocommit!(self, "delete_profile", |c| q::delete_profile(&mut c, key)
+            .await?)
+    }
+
+    async fn upsert_entity(&self, entity: &EntityUpsert) -> Result<String> {
+        check("upsert_entity", entity.validate())?;
+        in_tx!(self, "upsert_entity", |tx| q::upsert_entity(
+            &mut tx, entity
+        )
+        .await?)
+    }
+
+    async fn get_entity(&self, key: &TenantKey, entity_name: &str) -> Result<Option<Entity>> {
+        check(
+            "get_entity",
+            key.validate()
+                .and_then(|_| records::validate_entity_name(entity_name)),
+        )?;
+        on_conn!(self, "get_entity", |c| {
+            q::get_entity(&mut c, key, entity_name).await?
+        })
+    }
+
+    async fn list_entities(&self, query: &EntityQuery) -> Result<Vec<Entity>> {
+        check("list_entities", query.validate())?;
+        on_conn!(self, "list_entities", |c| q::list_entities(&mut c, query)
+            .await?)
+    }
+
+    async fn search_entities(
+        &self,
+        key: &TenantKey,
+        query_text: &str,
+        limit: u32,
+    ) -> Result<Vec<Entity>> {
+        check(
+            "search_entities",
+            key.validate()
+                .and_then(|_| records::validate_page(limit, 0))
+                .and_then(|_| records::validate_text("query_text", query_text)),
+        )?;
+        on_conn!(self, "search_entities", |c| {
+            search::search_entities(&mut c, key, query_text, limit).await?
+        })
+    }
+
+    async fn delete_entity(&self, key: &TenantKey, entity_name: &str) -> Result<bool> {
+        check(
+            "delete_entity",
+            key.validate()
+                .and_then(|_| records::validate_entity_name(entity_name)),
+        )?;
+        autocommit!(self, "delete_entity", |c| {
+            q::delete_entity(&mut c, key, entity_name).await?
+        })
+    }
+
+    async fn save_monitoring_token_usage(&self, sample: &TokenUsageSample) -> Result<()> {
+        check("save_monitoring_token_usage", sample.validate())?;
+        autocommit!(self, "save_monitoring_token_usage", |c| {
+            q::save_token_usage(&mut c, sample).await?
+        })
+    }
+
+    async fn save_monitoring_stage_timing(&self, sample: &StageTimingSample) -> Result<()> {
+        check("save_monitoring_stage_timing", sample.validate())?;
+        autocommit!(self, "save_monitoring_stage_timing", |c| {
+            q::save_stage_timing(&mut c, sample).await?
+        })
+    }
+
+    async fn save_monitoring_data_stats(&self, sample: &DataStatsSample) -> Result<()> {
+        check("save_monitoring_data_stats", sample.validate())?;
+        in_tx!(self, "save_monitoring_data_stats", |tx| {
+            q::save_data_stats(&mut tx, sample).await?
+        })
+    }
+
+    async fn query_monitoring_token_usage(&self, hours: u32) -> Result<Vec<TokenUsageRecord>> {
+        on_conn!(self, "query_monitoring_token_usage", |c| {
+            q::query_token_usage(&mut c, hours).await?
+        })
+    }
+
+    async fn query_monitoring_stage_timing(&self, hours: u32) -> Result<Vec<StageTimingRecord>> {
+        on_conn!(self, "query_monitoring_stage_timing", |c| {
+            q::query_stage_timing(&mut c, hours).await?
+        })
+    }
+
+    async fn query_monitoring_data_stats(&self, hours: u32) -> Result<Vec<DataStatsRecord>> {
+        on_conn!(self, "query_monitoring_data_stats", |c| {
+            q::query_data_stats(&mut c, hours).await?
+        })
+    }
+
+    async fn query_monitoring_data_stats_by_range(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<DataStatsRecord>> {
+        if end < start {
+            return Err(StorageError::invalid_input(format!(
+                "end {end} is before start {start}"
+            )))
+            .context(NAME, "query_monitoring_data_stats_by_range");
+        }
+        on_conn!(self, "query_monitoring_data_stats_by_range", |c| {
+            q::query_data_stats_by_range(&mut c, &start, &end).await?
+        })
+    }
+
+    async fn query_monitoring_data_stats_trend(
+        &self,
+        hours: u32,
+        interval_hours: u32,
+    ) -> Result<Vec<DataStatsTrendRecord>> {
+        if interval_hours == 0 {
+            return Err(StorageError::invalid_input(
+                "interval_hours is 0, it must be at least 1",
+            ))
+            .context(NAME, "query_monitoring_data_stats_trend");
+        }
+        on_conn!(self, "query_monitoring_data_stats_trend", |c| {
+            q::query_data_stats_trend(&mut c, hours, interval_hours).await?
+        })
+    }
+
+    async fn cleanup_old_monitoring_data(&self, days: u32) -> Result<MonitoringCleanup> {
+        in_tx!(self, "cleanup_old_monitoring_data", |tx| {
+            q::cleanup_monitoring(&mut tx, days).await?
+        })
+    }
+
+    async fn create_conversation(&self, conversation: &NewConversation) -> Result<Conversation> {
+        check("create_conversation", conversation.validate())?;
+        in_tx!(self, "create_conversation", |tx| {
+            q::create_conversation(&mut tx, conversation).await?
+        })
+    }
+
+    async fn get_conversation(&self, conversation_id: i64) -> Result<Option<Conversation>> {
+        on_conn!(self, "get_conversation", |c| {
+            q::get_conversation(&mut c, conversation_id).await?
+        })
+    }
+
+    async fn get_conversation_list(&self, query: &ConversationQuery) -> Result<ConversationPage> {
+        check("get_conversation_list", query.validate())?;
+        in_tx!(self, "get_conversation_list", |tx| {
+            q::get_conversation_list(&mut tx, query).await?
+        })
+    }
+
+    async fn update_conversation(
+        &self,
+        conversation_id: i64,
+        update: &ConversationUpdate,
+    ) -> Result<Option<Conversation>> {
+        if let Some(t) = &update.title {
+            check("update_conversation", records::validate_text("title", t))?;
+        }
+        in_tx!(self, "update_conversation", |tx| {
+            q::update_conversation(&mut tx, conversation_id, update).await?
+        })
+    }
+
+    async fn get_message(
+        &self,
+        message_id: i64,
+        include_thinking: bool,
+    ) -> Result<Option<Message>> {
+        in_tx!(self, "get_message", |tx| {
+            q::get_message(&mut tx, message_id, include_thinking).await?
+        })
+    }
+
+    async fn create_message(&self, message: &NewMessage) -> Result<Message> {
+        check("create_message", message.validate())?;
+        in_tx!(self, "create_message", |tx| q::create_message(
+            &mut tx, message
+        )
+        .await?)
+    }
+
+    async fn update_message(
+        &self,
+        message_id: i64,
+        update: &MessageUpdate,
+    ) -> Result<Option<Message>> {
+        check(
+            "update_message",
+            records::validate_text("new_content", &update.new_content).and_then(|_| {
+                update
+                    .token_count
+                    .map_or(Ok(0), |t| records::validate_count("token_count", t))
+                    .map(|_| ())
+            }),
+        )?;
+        in_tx!(self, "update_message", |tx| {
+            q::update_message(&mut tx, message_id, update).await?
+        })
+    }
+
+    async fn append_message_content(
+        &self,
+        message_id: i64,
+        content_chunk: &str,
+        token_count: u64,
+    ) -> Result<bool> {
+        check(
+            "append_message_content",
+            records::validate_text("content_chunk", content_chunk)
+                .and_then(|_| records::validate_count("token_count", token_count).map(|_| ())),
+        )?;
+        in_tx!(self, "append_message_content", |tx| {
+            q::append_message_content(&mut tx, message_id, content_chunk, token_count).await?
+        })
+    }
+
+    async fn update_message_metadata(&self, message_id: i64, metadata: &JsonMap) -> Result<bool> {
+        autocommit!(self, "update_message_metadata", |c| {
+            q::update_message_metadata(&mut c, message_id, metadata).await?
+        })
+    }
+
+    async fn mark_message_finished(
+        &self,
+        message_id: i64,
+        status: FinishStatus,
+        error_message: Option<&str>,
+    ) -> Result<bool> {
+        if let Some(e) = error_message {
+            check(
+                "mark_message_finished",
+                records::validate_text("error_message", e),
+            )?;
+        }
+        in_tx!(self, "mark_message_finished", |tx| {
+            q::mark_message_finished(&mut tx, message_id, status, error_message).await?
+        })
+    }
+
+    async fn get_conversation_messages(&self, conversation_id: i64) -> Result<Vec<Message>> {
+        in_tx!(self, "get_conversation_messages", |tx| {
+            q::get_conversation_messages(&mut tx, conversation_id).await?
+        })
+    }
+
+    async fn delete_message(&self, message_id: i64) -> Result<bool> {
+        autocommit!(self, "delete_message", |c| q::delete_message(
+            &mut c, message_id
+        )
+        .await?)
+    }
+
+    async fn add_message_thinking(&self, thinking: &NewThinking) -> Result<i64> {
+        check("add_message_thinking", thinking.validate())?;
+        in_tx!(self, "add_message_thinking", |tx| {
+            q::add_message_thinking(&mut tx, thinking).await?
+        })
+    }
+
+    async fn get_message_thinking(&self, message_id: i64) -> Result<Vec<MessageThinking>> {
+        on_conn!(self, "get_message_thinking", |c| {
+            q::get_message_thinking(&mut c, message_id).await?
+        })
+    }
+
+    async fn clear_message_thinking(&self, message_id: i64) -> Result<u64> {
+        autocommit!(self, "clear_message_thinking", |c| {
+            q::clear_message_thinking(&mut c, message_id).await?
+        })
+    }
+}
