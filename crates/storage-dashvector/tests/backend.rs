@@ -485,3 +485,39 @@ fn config_parses_from_the_original_yaml_shape() {
     bad.batch_size = 5000;
     assert_eq!(bad.validate().unwrap_err().kind(), ErrorKind::Config);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_with_url_special_characters_round_trip() {
+    let (_fake, b) = common::open(DIM, false).await;
+    let ids = ["a+b", "c=d", "e#f", "g%h", "i@j!$", "k.l-m_n"];
+    let batch: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| context(id, ContextType::Entity, i as u64))
+        .collect();
+    b.batch_upsert_processed_context(&batch).await.unwrap();
+    let wanted: Vec<String> = ids.iter().rev().map(|s| s.to_string()).collect();
+    let got = b.get_by_ids(&wanted, None).await.unwrap();
+    assert_eq!(got.into_iter().map(|c| c.id).collect::<Vec<_>>(), wanted);
+    assert_eq!(
+        b.delete_contexts(
+            &["a+b".into(), "a+b".into(), "zz".into()],
+            ContextType::Entity
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    assert!(
+        b.get_processed_context("a+b", ContextType::Entity, false)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        b.get_processed_context("c=d", ContextType::Entity, true)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

@@ -48,6 +48,9 @@ pub struct Logged {
     pub parsed_filter: Option<filter_lang::Expr>,
 }
 
+/// A scored doc: distance, id, vector, fields.
+type Hit<'a> = (f64, &'a String, &'a Vec<f32>, &'a Map<String, Json>);
+
 struct Collection {
     dimension: usize,
     metric: String,
@@ -491,8 +494,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 .docs
                 .iter()
                 .filter(|(_, (_, f))| filter.as_ref().is_none_or(|e| filter_lang::eval(e, f)));
-            let hits: Vec<(f64, &String, &Vec<f32>, &Map<String, Json>)> = match body.get("vector")
-            {
+            let hits: Vec<Hit<'_>> = match body.get("vector") {
                 Some(q) => {
                     let q: Vec<f32> = q
                         .as_array()
