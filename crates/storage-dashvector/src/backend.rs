@@ -457,7 +457,12 @@ impl DashVectorBackend {
 
     async fn count(&self, t: ContextType) -> Result<u64> {
         self.check_open()?;
-        let out = self.stats(&self.names.context(t)).await?;
+        self.doc_count(&self.names.context(t)).await
+    }
+
+    /// `total_doc_count` of a collection's stats.
+    pub(crate) async fn doc_count(&self, collection: &str) -> Result<u64> {
+        let out = self.stats(collection).await?;
         let total = out.get("total_doc_count");
         total
             .and_then(|v| {

@@ -9,6 +9,10 @@
 //! * `page + 1` back: the range may be truncated; it is split in two halves, processed in
 //!   order (the partial answer is dropped).
 //!
+//! Without a filter, the key space starts split into about `2 * count / page` equal ranges
+//! (a power of two, `count` from the collection's stats), so most ranges complete at the
+//! first query; with a filter (possibly selective) it starts as one range.
+//!
 //! Every matching doc lies in exactly one leaf range, so each is yielded exactly once, in
 //! ascending (key, id) order (stable while nothing is written), with no offset paging. The
 //! price: a range holding more than `page` docs costs one extra query per split, so a full
@@ -31,6 +35,9 @@ use crate::schema::FIELD_SCROLL_KEY;
 /// One past the largest scroll key.
 const KEY_END: i64 = 1 << 31;
 
+/// Most initial ranges of a cursor.
+const PRESPLIT_MAX: u64 = 1 << 16;
+
 /// The cursor over one collection.
 #[derive(Debug)]
 pub(crate) struct Cursor {
@@ -42,6 +49,8 @@ pub(crate) struct Cursor {
     output_fields: Option<Vec<&'static str>>,
     /// Ranges still to fetch, the next one last.
     ranges: Vec<(i64, i64)>,
+    /// Whether the key space was split by the collection's size yet.
+    presplit: bool,
 }
 
 impl Cursor {
@@ -64,6 +73,7 @@ impl Cursor {
             need_vector,
             output_fields,
             ranges,
+            presplit: false,
         }
     }
 
@@ -82,6 +92,30 @@ impl Cursor {
 impl DashVectorBackend {
     /// The next non-empty page of the cursor, `None` when done.
     pub(crate) async fn next_page(&self, cur: &mut Cursor) -> Result<Option<Vec<Json>>> {
+        if !cur.presplit && cur.filter == Compiled::All {
+            // Unfiltered: start with ranges of about half a page each, by the collection's
+            // size (which may lag behind writes: it only shapes the ranges, never the
+            // result). A filtered scroll starts with one range, as the filter may be selective.
+            let total = self.doc_count(&cur.collection).await?;
+            let parts = (total.saturating_mul(2) / cur.page as u64 + 1)
+                .next_power_of_two()
+                .min(PRESPLIT_MAX);
+            let width = KEY_END / parts as i64;
+            cur.ranges = (0..parts as i64)
+                .rev()
+                .map(|i| {
+                    (
+                        i * width,
+                        if i + 1 == parts as i64 {
+                            KEY_END
+                        } else {
+                            (i + 1) * width
+                        },
+                    )
+                })
+                .collect();
+            cur.presplit = true;
+        }
         while let Some((lo, hi)) = cur.ranges.pop() {
             let single = hi - lo == 1;
             let topk = if single {

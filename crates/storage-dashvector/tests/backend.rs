@@ -390,6 +390,24 @@ async fn scroll_walks_disjoint_key_ranges_without_offsets() {
     // Each doc travels in at most one complete page plus the truncated pages above it.
     assert!(queries.len() < 300 / 25 * 4, "{} queries", queries.len());
 
+    // Colliding keys: 40 docs on one key value still come out once each (the one-key range
+    // is fetched with topk 1024).
+    for i in 0..40 {
+        fake.set_field("event", &format!("s{i}"), "dv_scroll_key", json!(5));
+    }
+    let got: Vec<_> = b
+        .scroll_processed_contexts(ScrollQuery {
+            batch_size: 10,
+            ..ScrollQuery::default()
+        })
+        .try_collect()
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = got.into_iter().map(|c| c.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 300);
+
     // Docs written without the scroll key (by the original) are not reached: documented.
     fake.put_doc(
         "event",

@@ -140,6 +140,16 @@ impl FakeDashVector {
             .map(|c| c.schema.clone())
     }
 
+    /// Overwrites one field of a stored doc.
+    pub fn set_field(&self, collection: &str, id: &str, field: &str, value: Json) {
+        let mut cols = self.shared.collections.lock().unwrap();
+        let doc = cols
+            .get_mut(collection)
+            .and_then(|c| c.docs.get_mut(id))
+            .expect("doc");
+        doc.1.insert(field.to_owned(), value);
+    }
+
     /// Inserts a doc directly (as another writer would).
     pub fn put_doc(&self, collection: &str, id: &str, vector: Vec<f32>, fields: Map<String, Json>) {
         let mut cols = self.shared.collections.lock().unwrap();
