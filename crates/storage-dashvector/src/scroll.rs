@@ -9,8 +9,8 @@
 //! * `page + 1` back: the range may be truncated; it is split in two halves, processed in
 //!   order (the partial answer is dropped).
 //!
-//! Without a filter, the key space starts split into about `2 * count / page` equal ranges
-//! (a power of two, `count` from the collection's stats), so most ranges complete at the
+//! Without a filter, the key space starts split into `ceil(4 * count / (3 * page))` equal
+//! ranges (`count` from the collection's stats), so almost every range completes at the
 //! first query; with a filter (possibly selective) it starts as one range.
 //!
 //! Every matching doc lies in exactly one leaf range, so each is yielded exactly once, in
@@ -77,14 +77,14 @@ impl Cursor {
         }
     }
 
-    fn range_filter(&self, lo: i64, hi: i64) -> String {
+    /// The filter of one range; `None` when the cursor's filter matches nothing.
+    fn range_filter(&self, lo: i64, hi: i64) -> Option<String> {
         let range = Compiled::Expr(format!(
             "({FIELD_SCROLL_KEY} >= {lo} and {FIELD_SCROLL_KEY} < {hi})"
         ));
         match self.filter.clone().and(range) {
-            Compiled::Expr(e) => e,
-            // The range is an expression and `Nothing` never gets here.
-            Compiled::All | Compiled::Nothing => unreachable!("a range filter is an expression"),
+            Compiled::Expr(e) => Some(e),
+            Compiled::All | Compiled::Nothing => None,
         }
     }
 }
@@ -93,20 +93,22 @@ impl DashVectorBackend {
     /// The next non-empty page of the cursor, `None` when done.
     pub(crate) async fn next_page(&self, cur: &mut Cursor) -> Result<Option<Vec<Json>>> {
         if !cur.presplit && cur.filter == Compiled::All {
-            // Unfiltered: start with ranges of about half a page each, by the collection's
-            // size (which may lag behind writes: it only shapes the ranges, never the
-            // result). A filtered scroll starts with one range, as the filter may be selective.
+            // Unfiltered: start with ranges expected to hold 3/4 of a page each, by the
+            // collection's size (which may lag behind writes: it only shapes the ranges,
+            // never the result). A filtered scroll starts with one range, as the filter may
+            // be selective.
             let total = self.doc_count(&cur.collection).await?;
-            let parts = (total.saturating_mul(2) / cur.page as u64 + 1)
-                .next_power_of_two()
-                .min(PRESPLIT_MAX);
-            let width = KEY_END / parts as i64;
-            cur.ranges = (0..parts as i64)
+            let parts = total
+                .saturating_mul(4)
+                .div_ceil(3 * cur.page as u64)
+                .clamp(1, PRESPLIT_MAX) as i64;
+            let width = KEY_END / parts;
+            cur.ranges = (0..parts)
                 .rev()
                 .map(|i| {
                     (
                         i * width,
-                        if i + 1 == parts as i64 {
+                        if i + 1 == parts {
                             KEY_END
                         } else {
                             (i + 1) * width
