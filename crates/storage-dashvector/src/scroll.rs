@@ -15,8 +15,8 @@
 //!
 //! Every matching doc lies in exactly one leaf range, so each is yielded exactly once, in
 //! ascending (key, id) order (stable while nothing is written), with no offset paging. The
-//! price: a range holding more than `page` docs costs one extra query per split, so a full
-//! scroll makes about twice as many requests as pages. A single key value shared by more
+//! price: a range holding more than `page` docs costs one extra query per split (a filtered
+//! full scroll makes up to about twice as many requests as pages). A single key value shared by more
 //! than 1023 docs (hash collisions: practically impossible) cannot be split and fails with a
 //! `Backend` error. Docs written without `dv_scroll_key` (by the original) are not reached:
 //! re-upsert them once to add it.
