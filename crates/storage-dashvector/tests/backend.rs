@@ -539,3 +539,42 @@ async fn ids_with_url_special_characters_round_trip() {
             .is_some()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opens_from_the_original_yaml_shape_with_env_substitution() {
+    let fake = FakeDashVector::start(common::TOKEN).await;
+    let yaml = r#"
+storage:
+  enabled: true
+  backends:
+    - name: vectors
+      storage_type: vector_db
+      backend: dashvector
+      config:
+        endpoint: ${DV_ENDPOINT}
+        api_key: ${DV_KEY}
+        vector_size: ${DV_DIM:8}
+        collection_prefix: yaml_
+        extra_fields: {project: STRING}
+        max_retries: "2"
+"#;
+    let endpoint = fake.endpoint();
+    let app = storage_core::config::parse_config(yaml, |k| match k {
+        "DV_ENDPOINT" => Some(endpoint.clone()),
+        "DV_KEY" => Some(common::TOKEN.to_owned()),
+        _ => None,
+    })
+    .expect("config");
+    let backend = &app.storage.backends[0];
+    assert!(!format!("{backend:?}").contains(common::TOKEN));
+    let config: DashVectorConfig = backend.parse().expect("dashvector config");
+    assert_eq!(config.vector_size, 8);
+    assert_eq!(config.max_retries, 2);
+    let b = DashVectorBackend::open(config).await.expect("open");
+    assert!(fake.schema_of("yaml_knowledge").is_some());
+    b.upsert_processed_context(&context("y1", ContextType::Knowledge, 1))
+        .await
+        .unwrap();
+    assert_eq!(fake.doc_count("yaml_knowledge"), 1);
+    b.health_check().await.unwrap();
+}
