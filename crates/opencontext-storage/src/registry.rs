@@ -11,13 +11,14 @@ use storage_core::{
 /// A factory with every backend enabled by this build's Cargo features, in this order
 /// (`backend: default` picks the first of a storage type):
 ///
-/// | name       | storage type  | feature        |
-/// |------------|---------------|----------------|
-/// | `qdrant`   | `vector_db`   | `qdrant-local` |
-/// | `vikingdb` | `vector_db`   | `vikingdb`     |
-/// | `memory`   | `vector_db`   | `testkit`      |
-/// | `sqlite`   | `document_db` | `sqlite`       |
-/// | `mysql`    | `document_db` | `mysql`        |
+/// | name         | storage type  | feature        |
+/// |--------------|---------------|----------------|
+/// | `qdrant`     | `vector_db`   | `qdrant-local` |
+/// | `vikingdb`   | `vector_db`   | `vikingdb`     |
+/// | `dashvector` | `vector_db`   | `dashvector`   |
+/// | `memory`     | `vector_db`   | `testkit`      |
+/// | `sqlite`     | `document_db` | `sqlite`       |
+/// | `mysql`      | `document_db` | `mysql`        |
 pub fn default_factory() -> StorageBackendFactory {
     #[allow(unused_mut)]
     let mut factory = StorageBackendFactory::new();
@@ -46,6 +47,18 @@ pub fn default_factory() -> StorageBackendFactory {
             Ok(Arc::new(backend) as Arc<dyn VectorStorageBackend>)
         })
     });
+    #[cfg(feature = "dashvector")]
+    factory.register_vector(
+        "dashvector",
+        |config: BackendConfig, ctx: FactoryContext| {
+            Box::pin(async move {
+                let mut dv: storage_dashvector::DashVectorConfig = config.parse()?;
+                dv.todo_embeddings = ctx.consumption_enabled;
+                let backend = storage_dashvector::DashVectorBackend::open(dv).await?;
+                Ok(Arc::new(backend) as Arc<dyn VectorStorageBackend>)
+            })
+        },
+    );
 
     #[cfg(feature = "testkit")]
     factory.register_vector("memory", |config: BackendConfig, ctx: FactoryContext| {

@@ -1,0 +1,15 @@
+#![doc = include_str!("../docs.md")]
+#![warn(missing_docs)]
+
+mod backend;
+mod client;
+mod config;
+mod filter;
+mod mapping;
+pub mod schema;
+mod scroll;
+
+pub use backend::DashVectorBackend;
+pub use config::{DashVectorConfig, MAX_DOCS_PER_CALL};
+pub use mapping::{MAX_DOC_ID_LEN, validate_doc_id};
+pub use schema::FieldKind;
