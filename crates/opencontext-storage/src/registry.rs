@@ -14,6 +14,7 @@ use storage_core::{
 /// | name     | storage type  | feature        |
 /// |----------|---------------|----------------|
 /// | `qdrant` | `vector_db`   | `qdrant-local` |
+/// | `chromadb` | `vector_db` | `chromadb`     |
 /// | `memory` | `vector_db`   | `testkit`      |
 /// | `sqlite` | `document_db` | `sqlite`       |
 pub fn default_factory() -> StorageBackendFactory {
@@ -31,6 +32,16 @@ pub fn default_factory() -> StorageBackendFactory {
             )?;
             local.todo_embeddings = ctx.consumption_enabled;
             let backend = storage_qdrant::QdrantLocalBackend::open(local).await?;
+            Ok(Arc::new(backend) as Arc<dyn VectorStorageBackend>)
+        })
+    });
+
+    #[cfg(feature = "chromadb")]
+    factory.register_vector("chromadb", |config: BackendConfig, ctx: FactoryContext| {
+        Box::pin(async move {
+            let mut chroma: storage_chroma::ChromaConfig = config.parse()?;
+            chroma.todo_embeddings = ctx.consumption_enabled;
+            let backend = storage_chroma::ChromaBackend::open(chroma).await?;
             Ok(Arc::new(backend) as Arc<dyn VectorStorageBackend>)
         })
     });

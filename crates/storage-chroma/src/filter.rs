@@ -5,9 +5,15 @@
 //! homogeneous `$in` lists. `$ne`/`$nin` match records that lack the key, as
 //! `Filter::matches` says. `Not` is pushed down (De Morgan; `Eq`↔`Ne`, `In`↔`NotIn`).
 //!
+//! Chroma compares a float operand with an integer-valued field by truncating the operand
+//! (`$eq: 4.5` matches the integer 4, `$lt: 2.5` misses the integer 2; checked against a
+//! 1.x server), while integer operands compare exactly with both kinds. So integral floats
+//! are sent as integers and other floats are never sent.
+//!
 //! What `where` cannot express (ranges with string bounds such as `time_bucket`, a negated
-//! range, which must also match records lacking the field or holding another type, and
-//! conditions on `id`/`document`, which are not metadata) is never dropped: the top-level
+//! range, which must also match records lacking the field or holding another type,
+//! non-integral float operands, and conditions on `id`/`document`, which are not metadata)
+//! is never dropped: the top-level
 //! conjuncts holding it become a *residual* filter that the backend evaluates in process on
 //! every record the native part selects (see `Plan`).
 
@@ -137,6 +143,16 @@ pub(crate) fn plan(filter: Option<&Filter>) -> Result<Plan> {
     })
 }
 
+/// The operand to send: integral floats as integers; `None` for other floats (see the
+/// module docs).
+fn operand(v: &Value) -> Option<Value> {
+    match v {
+        Value::Float(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Some(Value::Int(*x as i64)),
+        Value::Float(_) => None,
+        other => Some(other.clone()),
+    }
+}
+
 fn is_metadata_key(field: &str) -> bool {
     field != payload::FIELD_ID && field != payload::FIELD_DOCUMENT
 }
@@ -148,6 +164,7 @@ fn translate(filter: &Filter, neg: bool) -> Option<Where> {
             if !is_metadata_key(f) {
                 return None;
             }
+            let v = operand(v)?;
             let equal = matches!(filter, Filter::Eq(..)) != neg;
             let op = if equal { "$eq" } else { "$ne" };
             Some(Where::Clause(json!({ f: { op: v.to_json() } })))
@@ -160,6 +177,7 @@ fn translate(filter: &Filter, neg: bool) -> Option<Where> {
             if vs.is_empty() {
                 return Some(if member { Where::Nothing } else { Where::All });
             }
+            let vs = vs.iter().map(operand).collect::<Option<Vec<_>>>()?;
             let homogeneous = vs
                 .iter()
                 .all(|v| std::mem::discriminant(v) == std::mem::discriminant(&vs[0]));
@@ -187,8 +205,13 @@ fn translate(filter: &Filter, neg: bool) -> Option<Where> {
             }
             let parts = r
                 .bounds()
-                .map(|(op, v)| Where::Clause(json!({ f: { format!("${op}"): v.to_json() } })))
-                .collect();
+                .map(|(op, v)| {
+                    let v = operand(v)?;
+                    Some(Where::Clause(
+                        json!({ f: { format!("${op}"): v.to_json() } }),
+                    ))
+                })
+                .collect::<Option<Vec<_>>>()?;
             Some(Where::and(parts))
         }
         Filter::And(fs) | Filter::Or(fs) => {
@@ -238,9 +261,20 @@ mod tests {
         assert_eq!(
             native(Filter::In(
                 "a".into(),
-                vec![Value::Int(1), Value::Float(2.5)]
+                vec![Value::Int(1), Value::Str("x".into())]
             )),
-            Where::Clause(json!({"$or": [{"a": {"$eq": 1}}, {"a": {"$eq": 2.5}}]}))
+            Where::Clause(json!({"$or": [{"a": {"$eq": 1}}, {"a": {"$eq": "x"}}]}))
+        );
+        assert_eq!(
+            native(Filter::In(
+                "a".into(),
+                vec![Value::Int(1), Value::Float(2.0)]
+            )),
+            Where::Clause(json!({"a": {"$in": [1, 2]}}))
+        );
+        assert_eq!(
+            native(Filter::gte("a", 3.0)),
+            Where::Clause(json!({"a": {"$gte": 3}}))
         );
         assert_eq!(
             native(Filter::between("importance", 3, 5)),
@@ -279,6 +313,16 @@ mod tests {
                 Filter::gte("importance", 3).not()
             ]))
         );
+        for f in [
+            Filter::eq("a", 4.5),
+            Filter::gt("a", 2.5),
+            Filter::is_in("a", [1.5]),
+            Filter::ne("a", 0.1),
+        ] {
+            let p = plan(Some(&f)).unwrap();
+            assert_eq!(p.native, Where::All, "{f:?}");
+            assert_eq!(p.residual, Some(f));
+        }
         let p = plan(Some(&Filter::eq("id", "x"))).unwrap();
         assert_eq!(p.native, Where::All);
         assert!(p.residual.is_some());
