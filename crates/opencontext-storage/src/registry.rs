@@ -11,12 +11,12 @@ use storage_core::{
 /// A factory with every backend enabled by this build's Cargo features, in this order
 /// (`backend: default` picks the first of a storage type):
 ///
-/// | name     | storage type  | feature        |
-/// |----------|---------------|----------------|
-/// | `qdrant` | `vector_db`   | `qdrant-local` |
-/// | `chromadb` | `vector_db` | `chromadb`     |
-/// | `memory` | `vector_db`   | `testkit`      |
-/// | `sqlite` | `document_db` | `sqlite`       |
+/// | name       | storage type  | feature        |
+/// |------------|---------------|----------------|
+/// | `qdrant`   | `vector_db`   | `qdrant-local` |
+/// | `chromadb` | `vector_db`   | `chromadb`     |
+/// | `memory`   | `vector_db`   | `testkit`      |
+/// | `sqlite`   | `document_db` | `sqlite`       |
 pub fn default_factory() -> StorageBackendFactory {
     #[allow(unused_mut)]
     let mut factory = StorageBackendFactory::new();
