@@ -352,7 +352,7 @@ impl Inner {
                     let w = q.pop_front().expect("front");
                     self.pending.fetch_sub(w.records, Ordering::AcqRel);
                     return Err(StorageError::backend(format!(
-                        "a pending write of {} records to an earlier batch was refused by the server and dropped",
+                        "a kept write of {} records (from an earlier failed call) was refused by the server and dropped",
                         w.records
                     ))
                     .with_source(e));
@@ -651,15 +651,21 @@ impl StorageBackend for ChromaBackend {
         let deadline = Instant::now() + Duration::from_secs_f64(i.config.close_timeout_secs);
         let mut q = i.writes.lock().await;
         let mut attempt = 0;
+        // A kept write the server refuses for good is dropped by `drain`; the first such error
+        // is returned after the rest is flushed.
+        let mut refused: Option<StorageError> = None;
         loop {
             match i.drain(&mut q).await {
                 Ok(()) => break,
-                Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                Err(e) if !e.is_retryable() => {
+                    refused.get_or_insert(e);
+                }
+                Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(i.client.delay(attempt).min(deadline - Instant::now()))
                         .await;
                     attempt += 1;
                 }
-                Err(e) if e.is_retryable() => {
+                Err(e) => {
                     return Err(StorageError::new(
                         ErrorKind::Unavailable,
                         format!(
@@ -673,19 +679,14 @@ impl StorageBackend for ChromaBackend {
                     .with_backend(NAME)
                     .with_operation("close"));
                 }
-                // A refused pending write was dropped and reported; go on with the rest.
-                Err(e) => {
-                    tracing::error!(backend = NAME, error = %e, "pending write refused during close");
-                    if q.is_empty() {
-                        i.closed.store(true, Ordering::Release);
-                        return Err(e.with_backend(NAME).with_operation("close"));
-                    }
-                }
             }
         }
         i.closed.store(true, Ordering::Release);
         i.wake.notify_one();
-        Ok(())
+        match refused {
+            Some(e) => Err(e.with_backend(NAME).with_operation("close")),
+            None => Ok(()),
+        }
     }
 }
 
