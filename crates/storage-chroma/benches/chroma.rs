@@ -242,9 +242,7 @@ fn main() {
         .build()
         .expect("runtime");
     let report = rt.block_on(async {
-        let Some(url) = common::shared_url().await else {
-            return None;
-        };
+        let url = common::shared_url().await?;
         Some(run(&url).await)
     });
     let Some(report) = report else { return };

@@ -17,6 +17,8 @@ pub struct ChromaProcess {
     pub port: u16,
     pub dir: PathBuf,
     pid_file: PathBuf,
+    /// The watching shell; it exits within a second of the server.
+    watcher: std::process::Child,
 }
 
 fn free_port() -> u16 {
@@ -49,7 +51,7 @@ impl ChromaProcess {
 c=$!; echo $c >"$4"
 while kill -0 "$5" 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 1; done
 kill $c 2>/dev/null; wait $c"#;
-        Command::new("sh")
+        let watcher = Command::new("sh")
             .arg("-c")
             .arg(script)
             .arg("sh")
@@ -68,6 +70,7 @@ kill $c 2>/dev/null; wait $c"#;
             port,
             dir: dir.to_owned(),
             pid_file,
+            watcher,
         };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -107,6 +110,7 @@ impl Drop for ChromaProcess {
         if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }
+        let _ = self.watcher.wait();
     }
 }
 
