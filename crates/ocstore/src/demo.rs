@@ -36,7 +36,25 @@ fn demo_config(dir: &Path) -> Result<(AppConfig, serde_json::Value)> {
     Ok((serde_json::from_value(value.clone())?, value))
 }
 
-pub async fn run(dir: &Path, data: &Path) -> Result<()> {
+/// The demo against the backends of a configuration file (e.g. a Chroma server and SQLite).
+pub async fn run_with_config(config_path: &Path, data: &Path) -> Result<()> {
+    let (contexts, set) = load_corpus(data)?;
+    let config = opencontext_storage::config::load_config(config_path)?;
+    println!("opening the backends of {}", config_path.display());
+    let storage = UnifiedStorage::from_config(&config).await?;
+    println!(
+        "  vector backend: {}, document backend: {}",
+        storage.vector()?.name(),
+        storage.document()?.name()
+    );
+    let result = demo_steps(&storage, &contexts, &set).await;
+    storage.close().await?;
+    let line = result?;
+    println!("{line}");
+    Ok(())
+}
+
+fn load_corpus(data: &Path) -> Result<(Vec<ProcessedContext>, corpus::QuerySet)> {
     let files = CorpusFiles::in_dir(data);
     println!("reading corpus from {}", data.display());
     let contexts = corpus::load_contexts(&files.contexts, &files.vectors)?;
@@ -46,7 +64,11 @@ pub async fn run(dir: &Path, data: &Path) -> Result<()> {
         contexts.len(),
         set.queries.len()
     );
+    Ok((contexts, set))
+}
 
+pub async fn run(dir: &Path, data: &Path) -> Result<()> {
+    let (contexts, set) = load_corpus(data)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (config, raw) = demo_config(dir)?;
     let config_path = dir.join("ocstore.yaml");

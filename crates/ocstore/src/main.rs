@@ -1,8 +1,8 @@
 //! `ocstore`: the command-line tool of the OpenContext storage layer.
 //!
-//! * `ocstore demo [--dir DIR]`: ingest the bundled real corpus into the embedded defaults
-//!   (SQLite + local Qdrant), store profiles and entities, run the 60 evaluation queries and
-//!   print `recall@10=… queries=… contexts=… ingest_per_s=… search_p50_ms=… search_p99_ms=…`.
+//! * `ocstore demo [--dir DIR | --config FILE]`: ingest the bundled real corpus into the
+//!   embedded defaults (SQLite + local Qdrant) or the backends of a configuration file, store
+//!   profiles and entities, run the 60 evaluation queries and print `recall@10=… queries=… contexts=… ingest_per_s=… search_p50_ms=… search_p99_ms=…`.
 //! * `ocstore ingest | search | stats | eval` against any configuration file in the original's
 //!   YAML shape (`storage.backends`), so the same commands work with every backend.
 
@@ -42,6 +42,10 @@ enum Command {
         /// Corpus directory (contexts.jsonl, vectors.f32, queries.jsonl, ...).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Run the demo against this configuration (the original's YAML shape, with a vector
+        /// and a document backend) instead of the embedded defaults under --dir.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Upsert a corpus (contexts.jsonl + vectors.f32) into the configured vector store.
     Ingest {
@@ -196,8 +200,12 @@ fn truncate(s: &str, max: usize) -> String {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Demo { dir, data } => {
-            demo::run(&dir, &data.unwrap_or_else(default_corpus_dir)).await
+        Command::Demo { dir, data, config } => {
+            let data = data.unwrap_or_else(default_corpus_dir);
+            match config {
+                Some(path) => demo::run_with_config(&path, &data).await,
+                None => demo::run(&dir, &data).await,
+            }
         }
         Command::Ingest {
             store,

@@ -219,3 +219,53 @@ fn bad_input_names_the_file_and_line_and_writes_nothing() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
 }
+
+/// `demo --config` runs the demo against the backends a configuration file names (here the
+/// embedded ones at explicit paths); a missing file is a clear error.
+#[test]
+fn demo_runs_against_a_given_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("corpus");
+    small_corpus(&data, 40, 2);
+    let config = tmp.path().join("custom.yaml");
+    fs::write(
+        &config,
+        format!(
+            "storage:\n  backends:\n    - name: v\n      storage_type: vector_db\n      backend: qdrant\n      config:\n        path: {0}/q\n        vector_size: 384\n    - name: d\n      storage_type: document_db\n      backend: sqlite\n      config:\n        path: {0}/app.db\n",
+            tmp.path().display()
+        ),
+    )
+    .unwrap();
+    let out = ocstore(
+        &[
+            "demo",
+            "--config",
+            config.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("vector backend: qdrant, document backend: sqlite"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .contains("queries=2 contexts=40 "),
+        "{text}"
+    );
+    assert!(tmp.path().join("app.db").exists());
+    assert!(
+        !tmp.path().join("ocstore-data").exists(),
+        "the embedded default store is not created"
+    );
+
+    let out = ocstore(&["demo", "--config", "nope.yaml"], tmp.path());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nope.yaml"), "{}", stderr(&out));
+}

@@ -42,6 +42,8 @@ pub use unified::{UnifiedStorage, UnifiedStorageBuilder};
 
 #[cfg(feature = "cache")]
 pub use storage_cache;
+#[cfg(feature = "chromadb")]
+pub use storage_chroma;
 #[cfg(feature = "mysql")]
 pub use storage_mysql;
 #[cfg(feature = "qdrant-local")]

@@ -16,6 +16,7 @@ use storage_core::{
 /// | `qdrant`     | `vector_db`   | `qdrant-local` |
 /// | `vikingdb`   | `vector_db`   | `vikingdb`     |
 /// | `dashvector` | `vector_db`   | `dashvector`   |
+/// | `chromadb`   | `vector_db`   | `chromadb`     |
 /// | `memory`     | `vector_db`   | `testkit`      |
 /// | `sqlite`     | `document_db` | `sqlite`       |
 /// | `mysql`      | `document_db` | `mysql`        |
@@ -59,6 +60,15 @@ pub fn default_factory() -> StorageBackendFactory {
             })
         },
     );
+    #[cfg(feature = "chromadb")]
+    factory.register_vector("chromadb", |config: BackendConfig, ctx: FactoryContext| {
+        Box::pin(async move {
+            let mut chroma: storage_chroma::ChromaConfig = config.parse()?;
+            chroma.todo_embeddings = ctx.consumption_enabled;
+            let backend = storage_chroma::ChromaBackend::open(chroma).await?;
+            Ok(Arc::new(backend) as Arc<dyn VectorStorageBackend>)
+        })
+    });
 
     #[cfg(feature = "testkit")]
     factory.register_vector("memory", |config: BackendConfig, ctx: FactoryContext| {
