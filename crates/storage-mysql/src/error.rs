@@ -58,8 +58,10 @@ pub(crate) fn db_err(err: sqlx::Error) -> StorageError {
                 1062 | 1451 => (ErrorKind::Conflict, false),
                 ER_NO_REFERENCED_ROW_2 => (ErrorKind::NotFound, false),
                 // data too long, incorrect string value, out of range, packet too large,
-                // value not allowed (NULL, check constraint)
-                1406 | 1366 | 1264 | 1153 | 1048 | 4025 | 3819 => (ErrorKind::InvalidInput, false),
+                // value not allowed (NULL, check constraint), a result over max_allowed_packet
+                1406 | 1366 | 1264 | 1153 | 1048 | 4025 | 3819 | 1301 => {
+                    (ErrorKind::InvalidInput, false)
+                }
                 // access denied
                 1044 | 1045 | 1142 | 1143 | 1227 => (ErrorKind::PermissionDenied, false),
                 ER_BAD_DB_ERROR => (ErrorKind::Config, false),

@@ -147,7 +147,7 @@ async fn bad_ids_are_refused_before_any_request() {
         .unwrap_err();
     assert_invalid(&e, &["ids[1]"]);
     let e = b
-        .delete_contexts(&[long.clone()], ContextType::Knowledge)
+        .delete_contexts(std::slice::from_ref(&long), ContextType::Knowledge)
         .await
         .unwrap_err();
     assert_invalid(&e, &["ids[0]", &MAX_ID_LEN.to_string()]);
