@@ -391,6 +391,12 @@ impl DocumentStorageBackend for MysqlBackend {
                 .and_then(|_| records::validate_page(limit, 0))
                 .and_then(|_| records::validate_text("query_text", query_text)),
         )?;
+        // The escaped pattern (at most twice the query) is bound once per searched column.
+        self.check_packet(
+            "search_entities",
+            "query_text (bound for name, content and aliases)",
+            query_text.len().saturating_mul(6),
+        )?;
         on_conn!(self, "search_entities", |c| {
             search::search_entities(&mut c, key, query_text, limit).await?
         })

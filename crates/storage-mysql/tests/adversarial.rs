@@ -609,3 +609,31 @@ storage:
     )
     .await;
 }
+
+/// `search_entities` binds the query once per searched column (three times): a long query
+/// (within the text bound) must not become a statement the server drops; it is refused as
+/// `InvalidInput` naming `max_allowed_packet`, or answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_entity_search_queries_are_refused_or_answered_never_a_lost_connection() {
+    with_databases(
+        "long_entity_search_queries_are_refused_or_answered_never_a_lost_connection",
+        |dbs| async move {
+            let b = dbs.open().await;
+            let key = TenantKey::user("s");
+            let needle = "%_!".repeat(2 << 20);
+            let mut e = EntityUpsert::new(key.clone(), "long", needle.clone());
+            e.aliases = vec!["a".into()];
+            b.upsert_entity(&e).await.unwrap();
+            match b.search_entities(&key, &needle, 10).await {
+                Ok(found) => assert_eq!(found.len(), 1),
+                Err(e) => {
+                    assert_invalid(&e, &["query_text", "max_allowed_packet"]);
+                    assert!(!e.is_retryable());
+                }
+            }
+            let found = b.search_entities(&key, "%_!%_!", 10).await.unwrap();
+            assert_eq!(found.len(), 1);
+        },
+    )
+    .await;
+}

@@ -493,10 +493,9 @@ impl VectorStorageBackend for VikingBackend {
                     done + chunk.len() - 1,
                 );
                 let retryable = e.is_retryable();
-                return Err(StorageError::new(e.kind(), msg)
-                    .set_retryable(retryable)
-                    .with_source(e))
-                .context(NAME, op);
+                // The message carries the cause's text; no source, so it is not printed twice.
+                return Err(StorageError::new(e.kind(), msg).set_retryable(retryable))
+                    .context(NAME, op);
             }
         }
         debug!(count = contexts.len(), "vikingdb upserted contexts");

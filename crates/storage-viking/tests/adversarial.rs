@@ -644,3 +644,42 @@ consumption:
         assert!(e.to_string().contains(needle), "{needle}: {e}");
     }
 }
+
+/// Declared metadata fields with values their VikingDB type cannot hold (`int64` above
+/// `i64::MAX`, `float32` beyond its range): refused before the first request, so a batch is
+/// never half-written because the server refuses a later chunk.
+#[tokio::test]
+async fn declared_metadata_out_of_the_field_range_is_refused_before_any_request() {
+    use storage_viking::{MetadataField, MetadataFieldType};
+    let (server, b) = setup_with(|c| {
+        c.metadata_fields = vec![
+            MetadataField {
+                name: "n".into(),
+                field_type: MetadataFieldType::Int64,
+            },
+            MetadataField {
+                name: "x".into(),
+                field_type: MetadataFieldType::Float32,
+            },
+        ];
+    })
+    .await;
+    for (key, value) in [
+        ("n", json!(u64::MAX)),
+        ("x", json!(1e300)),
+        ("n", json!(1.5)),
+    ] {
+        let mut batch: Vec<_> = (0..150).map(|i| ctx(&format!("r{i:03}"), i)).collect();
+        batch[120].metadata.insert(key.into(), value.clone());
+        let before = server.total_requests();
+        let e = b.batch_upsert_processed_context(&batch).await.unwrap_err();
+        assert_invalid(&e, &["r120", key]);
+        assert_eq!(server.total_requests(), before, "{key}={value}: no request");
+        assert_eq!(server.row_count("opencontext"), 0, "{key}={value}");
+    }
+    let mut ok = ctx("ok", 1);
+    ok.metadata.insert("n".into(), json!(i64::MAX));
+    ok.metadata.insert("x".into(), json!(-3.25));
+    b.upsert_processed_context(&ok).await.unwrap();
+    assert_eq!(get(&b, "ok").await.unwrap().metadata, ok.metadata);
+}
