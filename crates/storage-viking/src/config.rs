@@ -45,7 +45,7 @@ pub struct MetadataField {
 /// | `data_host` | `api-vikingdb.vikingdb.<region>.volces.com` | data-plane `host[:port]` |
 /// | `console_host` | `vikingdb.<region>.volcengineapi.com` | control-plane `host[:port]` |
 /// | `scheme` | `https` | `https` or `http` (tests) |
-/// | `dimension` (alias `vector_size`) | required | vector dimension |
+/// | `dimension` (alias `vector_size`) | required | vector dimension, a multiple of 4 from 4 to 4096 |
 /// | `collection_name` | `opencontext` | the one collection |
 /// | `index_name` | `opencontext_index` | its index |
 /// | `project_name` | `default` | Volcengine project of the collection |
@@ -241,9 +241,11 @@ impl VikingConfig {
                 "vikingdb access_key_id and secret_access_key are required (or VOLCENGINE_ACCESS_KEY_ID / VOLCENGINE_SECRET_ACCESS_KEY)",
             ));
         }
-        if !(1..=4096).contains(&self.dimension) {
+        // CreateVikingdbCollection: `Dim` "supports 4-4096 and must be an integer multiple
+        // of 4" (https://docs.byteplus.com/en/docs/VikingDB/CreateVikingdbCollection).
+        if !(4..=4096).contains(&self.dimension) || self.dimension % 4 != 0 {
             return Err(StorageError::config(format!(
-                "vikingdb dimension is {}, expected 1 to 4096",
+                "vikingdb dimension is {}, expected a multiple of 4 from 4 to 4096",
                 self.dimension
             )));
         }

@@ -619,7 +619,15 @@ consumption:
             Box::new(|c: &mut VikingConfig| c.dimension = 0) as Box<dyn Fn(&mut VikingConfig)>,
             "dimension",
         ),
-        (Box::new(|c: &mut VikingConfig| c.dimension = 4097), "4096"),
+        (Box::new(|c: &mut VikingConfig| c.dimension = 4100), "4096"),
+        (
+            Box::new(|c: &mut VikingConfig| c.dimension = 6),
+            "multiple of 4",
+        ),
+        (
+            Box::new(|c: &mut VikingConfig| c.dimension = 1),
+            "multiple of 4",
+        ),
         (
             Box::new(|c: &mut VikingConfig| c.scheme = "ftp".into()),
             "scheme",
