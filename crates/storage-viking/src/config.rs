@@ -243,7 +243,7 @@ impl VikingConfig {
         }
         // CreateVikingdbCollection: `Dim` "supports 4-4096 and must be an integer multiple
         // of 4" (https://docs.byteplus.com/en/docs/VikingDB/CreateVikingdbCollection).
-        if !(4..=4096).contains(&self.dimension) || self.dimension % 4 != 0 {
+        if !(4..=4096).contains(&self.dimension) || !self.dimension.is_multiple_of(4) {
             return Err(StorageError::config(format!(
                 "vikingdb dimension is {}, expected a multiple of 4 from 4 to 4096",
                 self.dimension
