@@ -758,6 +758,9 @@ impl VectorStorageBackend for VikingBackend {
         if let Some(m) = metadata.filter(|m| !m.is_empty()) {
             item[FIELD_METADATA_JSON] = Json::String(Json::Object(m.clone()).to_string());
         }
+        // The same payload bound as contexts (content and metadata), before any request.
+        let encoded_len = serde_json::to_string(&item)?.len();
+        storage_core::validate::validate_payload_size(&id, encoded_len).context(NAME, op)?;
         let body = json!({"collection_name": i.coll(), "data": [item]});
         i.client.data(PATH_UPSERT, &body).await.context(NAME, op)?;
         Ok(())

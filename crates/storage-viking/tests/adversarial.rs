@@ -691,3 +691,52 @@ async fn declared_metadata_out_of_the_field_range_is_refused_before_any_request(
     b.upsert_processed_context(&ok).await.unwrap();
     assert_eq!(get(&b, "ok").await.unwrap().metadata, ok.metadata);
 }
+
+/// Todo embeddings: content over the payload bound is refused before any request; other
+/// edge cases (negative ids, duplicate ids in deletes, invalid time buckets) behave.
+#[tokio::test]
+async fn todo_payload_bound_and_other_edges() {
+    let (server, b) = setup_with(|c| c.todo_embeddings = true).await;
+    let before = server.total_requests();
+    let e = b
+        .upsert_todo_embedding(
+            7,
+            &"t".repeat(MAX_PAYLOAD_BYTES),
+            &unit_vector(1, DIM),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_invalid(&e, &["todo_7", &MAX_PAYLOAD_BYTES.to_string()]);
+    assert_eq!(server.total_requests(), before, "no request");
+    b.upsert_todo_embedding(-5, "negative 😀\u{0}", &unit_vector(2, DIM), None)
+        .await
+        .unwrap();
+    let hits = b
+        .search_similar_todos(&unit_vector(2, DIM), 3, 0.5)
+        .await
+        .unwrap();
+    assert_eq!(hits[0].todo_id, -5);
+    assert_eq!(hits[0].content, "negative 😀\u{0}");
+    assert!(b.delete_todo_embedding(-5).await.unwrap());
+    assert!(!b.delete_todo_embedding(-5).await.unwrap());
+
+    b.upsert_processed_context(&ctx("dup", 1)).await.unwrap();
+    assert_eq!(
+        b.delete_contexts(&["dup".into(), "dup".into()], ContextType::Knowledge)
+            .await
+            .unwrap(),
+        1
+    );
+    let q = storage_core::HierarchyQuery {
+        context_type: ContextType::Knowledge,
+        hierarchy_level: 1,
+        time_bucket_start: Some("2026-13-45".into()),
+        time_bucket_end: None,
+        user_id: None,
+        top_k: 10,
+    };
+    let e = b.search_by_hierarchy(&q).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("2026-13-45"), "{e}");
+}
