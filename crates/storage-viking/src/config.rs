@@ -249,6 +249,37 @@ impl VikingConfig {
                 self.dimension
             )));
         }
+        // The region is part of the derived host names and of the signature's scope; the
+        // hosts go into the URL: neither may carry a path, user info, query or fragment.
+        let region_ok = !self.region.is_empty()
+            && self.region.len() <= 64
+            && self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !region_ok {
+            return Err(StorageError::config(format!(
+                "vikingdb region {:?} must be 1 to 64 of A-Z, a-z, 0-9, '-' and '_'",
+                self.region
+            )));
+        }
+        for (key, host) in [
+            ("data_host", self.data_host.as_deref()),
+            ("console_host", self.console_host.as_deref()),
+        ] {
+            if let Some(h) = host {
+                let ok = !h.is_empty()
+                    && h.len() <= 255
+                    && h.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                    });
+                if !ok {
+                    return Err(StorageError::config(format!(
+                        "vikingdb {key} {h:?} must be host or host:port (letters, digits, '.', '-', ':', '[', ']')"
+                    )));
+                }
+            }
+        }
         if self.scheme != "https" && self.scheme != "http" {
             return Err(StorageError::config(format!(
                 "vikingdb scheme is {:?}, expected \"https\" or \"http\"",

@@ -632,6 +632,26 @@ consumption:
             Box::new(|c: &mut VikingConfig| c.scheme = "ftp".into()),
             "scheme",
         ),
+        // A region or host that would point the signed requests elsewhere.
+        (
+            Box::new(|c: &mut VikingConfig| {
+                c.data_host = None;
+                c.region = "evil.example#".into();
+            }),
+            "region",
+        ),
+        (
+            Box::new(|c: &mut VikingConfig| c.data_host = Some("evil.example/x?".into())),
+            "data_host",
+        ),
+        (
+            Box::new(|c: &mut VikingConfig| c.console_host = Some("user@evil.example".into())),
+            "console_host",
+        ),
+        (
+            Box::new(|c: &mut VikingConfig| c.data_host = Some(String::new())),
+            "data_host",
+        ),
         (
             Box::new(|c: &mut VikingConfig| c.collection_name = "a-b; drop".into()),
             "collection_name",
