@@ -770,3 +770,47 @@ async fn sixty_four_writers_on_hot_keys_lose_nothing() {
     )
     .await;
 }
+
+/// The `LIKE` escape character and wildcards in search queries match literally, alone and
+/// combined; an empty query lists the tenant's entities; `limit` 0 answers nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_escape_character_and_wildcards_are_literal() {
+    with_databases(
+        "search_escape_character_and_wildcards_are_literal",
+        |dbs| async move {
+            let b = dbs.open().await;
+            let k = TenantKey::user("esc");
+            for name in ["a!b", "a%b", "a_b", "ab", "a!!b", "a\\b", "a'b"] {
+                b.upsert_entity(&EntityUpsert::new(k.clone(), name, "-"))
+                    .await
+                    .unwrap();
+            }
+            let names = |v: Vec<Entity>| {
+                v.into_iter()
+                    .map(|e| e.entity_name)
+                    .collect::<BTreeSet<_>>()
+            };
+            let set = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+            for (query, want) in [
+                ("!", set(&["a!b", "a!!b"])),
+                ("!!", set(&["a!!b"])),
+                ("a!b", set(&["a!b"])),
+                ("%", set(&["a%b"])),
+                ("_", set(&["a_b"])),
+                ("!%", set(&[])),
+                ("\\", set(&["a\\b"])),
+                ("'", set(&["a'b"])),
+                ("A_B", set(&["a_b"])),
+            ] {
+                assert_eq!(
+                    names(b.search_entities(&k, query, 100).await.unwrap()),
+                    want,
+                    "{query:?}"
+                );
+            }
+            assert_eq!(b.search_entities(&k, "", 100).await.unwrap().len(), 7);
+            assert!(b.search_entities(&k, "a", 0).await.unwrap().is_empty());
+        },
+    )
+    .await;
+}
