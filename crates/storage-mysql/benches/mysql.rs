@@ -118,13 +118,6 @@ async fn bare_upsert_profile(pool: &MySqlPool, p: &ProfileUpsert) {
         .bind(&metadata)
         .bind(now)
         .bind(now)
-        .bind(&p.content)
-        .bind(&p.summary)
-        .bind(&keywords)
-        .bind(&entities)
-        .bind(p.importance)
-        .bind(&metadata)
-        .bind(now)
         .execute(pool)
         .await
         .unwrap();

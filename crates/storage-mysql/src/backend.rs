@@ -34,6 +34,20 @@ struct Inner {
     closed: AtomicBool,
     max_retries: u32,
     retry_backoff: Duration,
+    /// The server's `max_allowed_packet`, in bytes: the largest statement it accepts.
+    max_packet: u64,
+}
+
+/// Bytes of a statement besides its large values: SQL text, keys, numbers, framing.
+const STATEMENT_OVERHEAD: usize = 8 * 1024;
+
+/// Length of the JSON text of a value (as stored).
+fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    serde_json::to_string(value).map_or(0, |s| s.len())
+}
+
+fn opt_len(s: Option<&str>) -> usize {
+    s.map_or(0, str::len)
 }
 
 impl std::fmt::Debug for MysqlBackend {
@@ -126,6 +140,10 @@ impl MysqlBackend {
         config.validate()?;
         let (pool, database) = pool::open_pool(config).await?;
         let before = schema::migrate(&pool).await?;
+        let max_packet: u64 = sqlx::query_scalar("SELECT @@max_allowed_packet")
+            .fetch_one(&pool)
+            .await
+            .db()?;
         if before < schema::SCHEMA_VERSION {
             tracing::info!(database = %database, from = before, to = schema::SCHEMA_VERSION, "mysql schema migrated");
         }
@@ -136,6 +154,7 @@ impl MysqlBackend {
                 closed: AtomicBool::new(false),
                 max_retries: config.max_retries,
                 retry_backoff: Duration::from_millis(config.retry_backoff_ms),
+                max_packet,
             }),
         })
     }
@@ -151,6 +170,28 @@ impl MysqlBackend {
                 ErrorKind::NotInitialized,
                 "the backend is closed",
             ))
+            .context(NAME, op);
+        }
+        Ok(())
+    }
+}
+
+impl MysqlBackend {
+    /// Refuses a write whose statement would exceed the server's `max_allowed_packet`: the
+    /// server would drop the connection, which reads as a (retryable) lost connection.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] naming `what`, the size and the server's limit.
+    fn check_packet(&self, op: &'static str, what: &str, value_bytes: usize) -> Result<()> {
+        let size = value_bytes.saturating_add(STATEMENT_OVERHEAD) as u64;
+        if size > self.inner.max_packet {
+            return Err(StorageError::invalid_input(format!(
+                "{what} make a statement of about {size} bytes, above the server's \
+                 max_allowed_packet ({} bytes); store less or raise max_allowed_packet \
+                 (texts up to {} bytes need it above that)",
+                self.inner.max_packet,
+                records::MAX_TEXT_BYTES
+            )))
             .context(NAME, op);
         }
         Ok(())
@@ -189,6 +230,14 @@ impl StorageBackend for MysqlBackend {
 impl DocumentStorageBackend for MysqlBackend {
     async fn insert_vaults(&self, vault: &NewVault) -> Result<i64> {
         check("insert_vaults", vault.validate())?;
+        self.check_packet(
+            "insert_vaults",
+            "title, summary, content and tags",
+            vault.title.len()
+                + vault.summary.len()
+                + vault.content.len()
+                + opt_len(vault.tags.as_deref()),
+        )?;
         in_tx!(self, "insert_vaults", |tx| q::insert_vaults(&mut tx, vault)
             .await?)
     }
@@ -205,6 +254,14 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn update_vault(&self, vault_id: i64, update: &VaultUpdate) -> Result<bool> {
         check("update_vault", update.validate())?;
+        self.check_packet(
+            "update_vault",
+            "title, summary, content and tags",
+            opt_len(update.title.as_deref())
+                + opt_len(update.summary.as_deref())
+                + opt_len(update.content.as_deref())
+                + opt_len(update.tags.as_ref().and_then(|t| t.as_deref())),
+        )?;
         in_tx!(self, "update_vault", |tx| q::update_vault(
             &mut tx, vault_id, update
         )
@@ -220,6 +277,13 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn insert_todo(&self, todo: &NewTodo) -> Result<i64> {
         check("insert_todo", todo.validate())?;
+        self.check_packet(
+            "insert_todo",
+            "content, assignee and reason",
+            todo.content.len()
+                + opt_len(todo.assignee.as_deref())
+                + opt_len(todo.reason.as_deref()),
+        )?;
         autocommit!(self, "insert_todo", |c| q::insert_todo(&mut c, todo)
             .await?)
     }
@@ -243,6 +307,7 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn insert_tip(&self, content: &str) -> Result<i64> {
         check("insert_tip", records::validate_text("content", content))?;
+        self.check_packet("insert_tip", "content", content.len())?;
         autocommit!(self, "insert_tip", |c| q::insert_tip(&mut c, content)
             .await?)
     }
@@ -254,6 +319,15 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn upsert_profile(&self, profile: &ProfileUpsert) -> Result<()> {
         check("upsert_profile", profile.validate())?;
+        self.check_packet(
+            "upsert_profile",
+            "content, summary, keywords, entities and metadata",
+            profile.content.len()
+                + opt_len(profile.summary.as_deref())
+                + json_len(&profile.keywords)
+                + json_len(&profile.entities)
+                + json_len(&profile.metadata),
+        )?;
         autocommit!(self, "upsert_profile", |c| q::upsert_profile(
             &mut c, profile
         )
@@ -273,6 +347,15 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn upsert_entity(&self, entity: &EntityUpsert) -> Result<String> {
         check("upsert_entity", entity.validate())?;
+        self.check_packet(
+            "upsert_entity",
+            "content, summary, keywords, aliases and metadata",
+            entity.content.len()
+                + opt_len(entity.summary.as_deref())
+                + json_len(&entity.keywords)
+                + json_len(&entity.aliases)
+                + json_len(&entity.metadata),
+        )?;
         in_tx!(self, "upsert_entity", |tx| q::upsert_entity(
             &mut tx, entity
         )
@@ -307,6 +390,12 @@ impl DocumentStorageBackend for MysqlBackend {
             key.validate()
                 .and_then(|_| records::validate_page(limit, 0))
                 .and_then(|_| records::validate_text("query_text", query_text)),
+        )?;
+        // The escaped pattern (at most twice the query) is bound once per searched column.
+        self.check_packet(
+            "search_entities",
+            "query_text (bound for name, content and aliases)",
+            query_text.len().saturating_mul(6),
         )?;
         on_conn!(self, "search_entities", |c| {
             search::search_entities(&mut c, key, query_text, limit).await?
@@ -403,6 +492,11 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn create_conversation(&self, conversation: &NewConversation) -> Result<Conversation> {
         check("create_conversation", conversation.validate())?;
+        self.check_packet(
+            "create_conversation",
+            "title and metadata",
+            opt_len(conversation.title.as_deref()) + json_len(&conversation.metadata),
+        )?;
         in_tx!(self, "create_conversation", |tx| {
             q::create_conversation(&mut tx, conversation).await?
         })
@@ -446,6 +540,13 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn create_message(&self, message: &NewMessage) -> Result<Message> {
         check("create_message", message.validate())?;
+        self.check_packet(
+            "create_message",
+            "content, parent_message_id and metadata",
+            message.content.len()
+                + opt_len(message.parent_message_id.as_deref())
+                + json_len(&message.metadata),
+        )?;
         in_tx!(self, "create_message", |tx| q::create_message(
             &mut tx, message
         )
@@ -466,6 +567,7 @@ impl DocumentStorageBackend for MysqlBackend {
                     .map(|_| ())
             }),
         )?;
+        self.check_packet("update_message", "new_content", update.new_content.len())?;
         in_tx!(self, "update_message", |tx| {
             q::update_message(&mut tx, message_id, update).await?
         })
@@ -482,12 +584,18 @@ impl DocumentStorageBackend for MysqlBackend {
             records::validate_text("content_chunk", content_chunk)
                 .and_then(|_| records::validate_count("token_count", token_count).map(|_| ())),
         )?;
+        self.check_packet(
+            "append_message_content",
+            "content_chunk",
+            content_chunk.len(),
+        )?;
         in_tx!(self, "append_message_content", |tx| {
             q::append_message_content(&mut tx, message_id, content_chunk, token_count).await?
         })
     }
 
     async fn update_message_metadata(&self, message_id: i64, metadata: &JsonMap) -> Result<bool> {
+        self.check_packet("update_message_metadata", "metadata", json_len(metadata))?;
         autocommit!(self, "update_message_metadata", |c| {
             q::update_message_metadata(&mut c, message_id, metadata).await?
         })
@@ -525,6 +633,13 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn add_message_thinking(&self, thinking: &NewThinking) -> Result<i64> {
         check("add_message_thinking", thinking.validate())?;
+        self.check_packet(
+            "add_message_thinking",
+            "content, stage and metadata",
+            thinking.content.len()
+                + opt_len(thinking.stage.as_deref())
+                + json_len(&thinking.metadata),
+        )?;
         in_tx!(self, "add_message_thinking", |tx| {
             q::add_message_thinking(&mut tx, thinking).await?
         })

@@ -114,6 +114,12 @@ pub struct MysqlConfig {
     /// Prepared statements cached per connection. Default 100.
     #[serde(deserialize_with = "lenient")]
     pub statement_cache_capacity: usize,
+    /// How long a statement waits for a row lock held by another transaction before failing
+    /// with a retryable `Timeout`, in seconds (the session's `innodb_lock_wait_timeout`, 1 to
+    /// 3600). Unset: the server's setting (50 s by default), so one call can wait
+    /// `(max_retries + 1) * 50` s. Default unset.
+    #[serde(deserialize_with = "lenient_opt")]
+    pub lock_wait_timeout_secs: Option<u32>,
 }
 
 fn lenient_opt_path<'de, D: serde::Deserializer<'de>>(
@@ -146,6 +152,7 @@ impl Default for MysqlConfig {
             max_retries: 3,
             retry_backoff_ms: 20,
             statement_cache_capacity: 100,
+            lock_wait_timeout_secs: None,
         }
     }
 }
@@ -173,6 +180,7 @@ impl fmt::Debug for MysqlConfig {
             .field("max_retries", &self.max_retries)
             .field("retry_backoff_ms", &self.retry_backoff_ms)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
+            .field("lock_wait_timeout_secs", &self.lock_wait_timeout_secs)
             .finish()
     }
 }
@@ -262,6 +270,13 @@ impl MysqlConfig {
             return Err(StorageError::config(format!(
                 "mysql config.max_retries is {}, the maximum is 100",
                 self.max_retries
+            )));
+        }
+        if let Some(t) = self.lock_wait_timeout_secs
+            && !(1..=3600).contains(&t)
+        {
+            return Err(StorageError::config(format!(
+                "mysql config.lock_wait_timeout_secs is {t}, the range is 1 to 3600"
             )));
         }
         if self.url().is_none() && self.host.trim().is_empty() {

@@ -58,10 +58,13 @@ pub(crate) fn db_err(err: sqlx::Error) -> StorageError {
                 1062 | 1451 => (ErrorKind::Conflict, false),
                 ER_NO_REFERENCED_ROW_2 => (ErrorKind::NotFound, false),
                 // data too long, incorrect string value, out of range, packet too large,
-                // value not allowed (NULL, check constraint)
-                1406 | 1366 | 1264 | 1153 | 1048 | 4025 | 3819 => (ErrorKind::InvalidInput, false),
-                // access denied
-                1044 | 1045 | 1142 | 1143 | 1227 => (ErrorKind::PermissionDenied, false),
+                // value not allowed (NULL, check constraint), a result over max_allowed_packet
+                1406 | 1366 | 1264 | 1153 | 1048 | 4025 | 3819 | 1301 => {
+                    (ErrorKind::InvalidInput, false)
+                }
+                // access denied (1698: MariaDB's access denied for a user without a
+                // matching password, also answered for unknown users)
+                1044 | 1045 | 1142 | 1143 | 1227 | 1698 => (ErrorKind::PermissionDenied, false),
                 ER_BAD_DB_ERROR => (ErrorKind::Config, false),
                 // too many connections, server shutdown, connection killed, query interrupted,
                 // server gone away, lost connection, read-only server

@@ -93,6 +93,7 @@ pub(crate) async fn open_pool(config: &MysqlConfig) -> Result<(MySqlPool, String
     let idle = (config.idle_timeout_ms > 0).then(|| Duration::from_millis(config.idle_timeout_ms));
     let lifetime =
         (config.max_lifetime_ms > 0).then(|| Duration::from_millis(config.max_lifetime_ms));
+    let lock_wait = config.lock_wait_timeout_secs;
     let pool = MySqlPoolOptions::new()
         .max_connections(config.max_connections())
         .min_connections(config.min_connections)
@@ -100,11 +101,18 @@ pub(crate) async fn open_pool(config: &MysqlConfig) -> Result<(MySqlPool, String
         .test_before_acquire(config.test_before_acquire)
         .idle_timeout(idle)
         .max_lifetime(lifetime)
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 // Strict mode: a value that does not fit is an error, never silently truncated.
                 conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
                     .await?;
+                if let Some(secs) = lock_wait {
+                    // Validated to 1..=3600: a plain number in the statement.
+                    conn.execute(sqlx::AssertSqlSafe(format!(
+                        "SET SESSION innodb_lock_wait_timeout = {secs}"
+                    )))
+                    .await?;
+                }
                 Ok(())
             })
         })

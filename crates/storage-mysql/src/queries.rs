@@ -3,9 +3,12 @@
 //! every value is a bound parameter, and the only dynamic SQL fragments are column names and
 //! conditions from fixed lists in this file.
 //!
-//! Upserts use `INSERT ... ON DUPLICATE KEY UPDATE col = ?` with the value bound a second
-//! time: both MySQL 8 and MariaDB accept it, unlike the row alias (`AS new`, MySQL 8.0.19+
-//! only) and `VALUES(col)` (deprecated since MySQL 8.0.20).
+//! Upserts bind every value once: `INSERT INTO t (...) SELECT * FROM (SELECT ? AS a, ...) AS
+//! new ON DUPLICATE KEY UPDATE t.a = new.a` (a derived table, accepted by MySQL 8 and MariaDB
+//! alike, unlike the row alias `AS new` of `VALUES`, MySQL 8.0.19+ only, and `VALUES(col)`,
+//! deprecated since MySQL 8.0.20). Binding a text twice (`col = ?`) would double the
+//! statement and halve the largest text that fits the server's `max_allowed_packet`. The
+//! small monitoring upserts still bind their counters twice.
 
 use chrono::{Duration, NaiveDateTime};
 use sqlx::mysql::{MySqlArguments, MySqlConnection, MySqlRow};
@@ -311,10 +314,14 @@ pub(crate) async fn get_tips(c: &mut Conn, q: &TipQuery) -> Result<Vec<Tip>> {
 pub const UPSERT_PROFILE_SQL: &str =
     "INSERT INTO profiles (user_id, device_id, agent_id, content, summary, keywords,
                            entities, importance, metadata, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     SELECT * FROM (SELECT ? AS user_id, ? AS device_id, ? AS agent_id, ? AS content,
+                           ? AS summary, ? AS keywords, ? AS entities, ? AS importance,
+                           ? AS metadata, ? AS created_at, ? AS updated_at) AS new
      ON DUPLICATE KEY UPDATE
-        content = ?, summary = ?, keywords = ?, entities = ?, importance = ?,
-        metadata = ?, updated_at = ?";
+        profiles.content = new.content, profiles.summary = new.summary,
+        profiles.keywords = new.keywords, profiles.entities = new.entities,
+        profiles.importance = new.importance, profiles.metadata = new.metadata,
+        profiles.updated_at = new.updated_at";
 
 pub(crate) async fn upsert_profile(c: &mut Conn, p: &ProfileUpsert) -> Result<()> {
     let now = ts_to_sql(&now());
@@ -332,13 +339,6 @@ pub(crate) async fn upsert_profile(c: &mut Conn, p: &ProfileUpsert) -> Result<()
         .bind(p.importance)
         .bind(&metadata)
         .bind(now)
-        .bind(now)
-        .bind(&p.content)
-        .bind(&p.summary)
-        .bind(&keywords)
-        .bind(&entities)
-        .bind(p.importance)
-        .bind(&metadata)
         .bind(now)
         .execute(&mut *c)
         .await
@@ -389,10 +389,15 @@ pub(crate) async fn upsert_entity(c: &mut Conn, e: &EntityUpsert) -> Result<Stri
     sqlx::query(
         "INSERT INTO entities (id, user_id, device_id, agent_id, entity_name, entity_type, content, summary,
                                keywords, aliases, metadata, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         SELECT * FROM (SELECT ? AS id, ? AS user_id, ? AS device_id, ? AS agent_id,
+                               ? AS entity_name, ? AS entity_type, ? AS content, ? AS summary,
+                               ? AS keywords, ? AS aliases, ? AS metadata, ? AS created_at,
+                               ? AS updated_at) AS new
          ON DUPLICATE KEY UPDATE
-            entity_type = ?, content = ?, summary = ?, keywords = ?, aliases = ?, metadata = ?,
-            updated_at = ?",
+            entities.entity_type = new.entity_type, entities.content = new.content,
+            entities.summary = new.summary, entities.keywords = new.keywords,
+            entities.aliases = new.aliases, entities.metadata = new.metadata,
+            entities.updated_at = new.updated_at",
     )
     .bind(&new_id)
     .bind(&e.key.user_id)
@@ -406,13 +411,6 @@ pub(crate) async fn upsert_entity(c: &mut Conn, e: &EntityUpsert) -> Result<Stri
     .bind(&aliases)
     .bind(&metadata)
     .bind(now)
-    .bind(now)
-    .bind(&e.entity_type)
-    .bind(&e.content)
-    .bind(&e.summary)
-    .bind(&keywords)
-    .bind(&aliases)
-    .bind(&metadata)
     .bind(now)
     .execute(&mut *c)
     .await
@@ -1017,6 +1015,25 @@ pub(crate) async fn append_message_content(
     chunk: &str,
     tokens: u64,
 ) -> Result<bool> {
+    // Each chunk is within the text bound; the whole content must stay within it too (and a
+    // CONCAT result above max_allowed_packet would be NULL, or an error in strict mode).
+    let Some(row) = sqlx::query("SELECT LENGTH(content) FROM messages WHERE id = ? FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await
+        .db()?
+    else {
+        return Ok(false);
+    };
+    let stored = map::i64_or(&row, 0, 0)?.max(0) as usize;
+    if stored.saturating_add(chunk.len()) > records::MAX_TEXT_BYTES {
+        return Err(StorageError::invalid_input(format!(
+            "content_chunk of {} bytes would make message {id}'s content {} bytes long, the limit is {}",
+            chunk.len(),
+            stored + chunk.len(),
+            records::MAX_TEXT_BYTES
+        )));
+    }
     let now = ts_to_sql(&now());
     let r = sqlx::query(
         "UPDATE messages SET content = CONCAT(COALESCE(content, ''), ?),

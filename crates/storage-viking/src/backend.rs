@@ -480,9 +480,23 @@ impl VectorStorageBackend for VikingBackend {
             .map(|c| to_item(c, &i.schema).map(Json::Object))
             .collect::<Result<Vec<_>>>()
             .context(NAME, op)?;
-        for chunk in items.chunks(MAX_BATCH) {
+        let total = items.len();
+        for (n, chunk) in items.chunks(MAX_BATCH).enumerate() {
             let body = json!({"collection_name": i.coll(), "data": chunk});
-            i.client.data(PATH_UPSERT, &body).await.context(NAME, op)?;
+            if let Err(e) = i.client.data(PATH_UPSERT, &body).await {
+                // Say how far the batch got: earlier chunks are stored, this and later ones
+                // are not (upsert is idempotent, so retrying the whole call is safe).
+                let done = n * MAX_BATCH;
+                let msg = format!(
+                    "{} (items {done} to {} of {total} failed; the {done} before them are stored, the rest are not)",
+                    e.message(),
+                    done + chunk.len() - 1,
+                );
+                let retryable = e.is_retryable();
+                // The message carries the cause's text; no source, so it is not printed twice.
+                return Err(StorageError::new(e.kind(), msg).set_retryable(retryable))
+                    .context(NAME, op);
+            }
         }
         debug!(count = contexts.len(), "vikingdb upserted contexts");
         Ok(contexts.iter().map(|c| c.id.clone()).collect())
@@ -563,6 +577,14 @@ impl VectorStorageBackend for VikingBackend {
         let op = "search";
         i.check_open().context(NAME, op)?;
         validate_vector("query vector", &query.vector, i.config.dimension).context(NAME, op)?;
+        if let Some(t) = query.score_threshold
+            && !t.is_finite()
+        {
+            return Err(StorageError::invalid_input(format!(
+                "score_threshold is {t}; it must be a finite number (cosine similarity, -1 to 1)"
+            )))
+            .context(NAME, op);
+        }
         let cond = i
             .context_cond(
                 query.context_types.as_deref(),
@@ -736,6 +758,9 @@ impl VectorStorageBackend for VikingBackend {
         if let Some(m) = metadata.filter(|m| !m.is_empty()) {
             item[FIELD_METADATA_JSON] = Json::String(Json::Object(m.clone()).to_string());
         }
+        // The same payload bound as contexts (content and metadata), before any request.
+        let encoded_len = serde_json::to_string(&item)?.len();
+        storage_core::validate::validate_payload_size(&id, encoded_len).context(NAME, op)?;
         let body = json!({"collection_name": i.coll(), "data": [item]});
         i.client.data(PATH_UPSERT, &body).await.context(NAME, op)?;
         Ok(())
@@ -753,6 +778,12 @@ impl VectorStorageBackend for VikingBackend {
         i.todo_enabled().context(NAME, op)?;
         validate_vector("query_embedding", query_embedding, i.config.dimension)
             .context(NAME, op)?;
+        if !similarity_threshold.is_finite() {
+            return Err(StorageError::invalid_input(format!(
+                "similarity_threshold is {similarity_threshold}; it must be a finite number (cosine similarity, -1 to 1)"
+            )))
+            .context(NAME, op);
+        }
         let cond = Cond::must_str(FIELD_DATA_TYPE, &[DATA_TYPE_TODO]);
         let items = i
             .vector_search(query_embedding, &cond, top_k, false)

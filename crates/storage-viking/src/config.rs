@@ -45,7 +45,7 @@ pub struct MetadataField {
 /// | `data_host` | `api-vikingdb.vikingdb.<region>.volces.com` | data-plane `host[:port]` |
 /// | `console_host` | `vikingdb.<region>.volcengineapi.com` | control-plane `host[:port]` |
 /// | `scheme` | `https` | `https` or `http` (tests) |
-/// | `dimension` (alias `vector_size`) | required | vector dimension |
+/// | `dimension` (alias `vector_size`) | required | vector dimension, a multiple of 4 from 4 to 4096 |
 /// | `collection_name` | `opencontext` | the one collection |
 /// | `index_name` | `opencontext_index` | its index |
 /// | `project_name` | `default` | Volcengine project of the collection |
@@ -241,11 +241,44 @@ impl VikingConfig {
                 "vikingdb access_key_id and secret_access_key are required (or VOLCENGINE_ACCESS_KEY_ID / VOLCENGINE_SECRET_ACCESS_KEY)",
             ));
         }
-        if !(1..=4096).contains(&self.dimension) {
+        // CreateVikingdbCollection: `Dim` "supports 4-4096 and must be an integer multiple
+        // of 4" (https://docs.byteplus.com/en/docs/VikingDB/CreateVikingdbCollection).
+        if !(4..=4096).contains(&self.dimension) || !self.dimension.is_multiple_of(4) {
             return Err(StorageError::config(format!(
-                "vikingdb dimension is {}, expected 1 to 4096",
+                "vikingdb dimension is {}, expected a multiple of 4 from 4 to 4096",
                 self.dimension
             )));
+        }
+        // The region is part of the derived host names and of the signature's scope; the
+        // hosts go into the URL: neither may carry a path, user info, query or fragment.
+        let region_ok = !self.region.is_empty()
+            && self.region.len() <= 64
+            && self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !region_ok {
+            return Err(StorageError::config(format!(
+                "vikingdb region {:?} must be 1 to 64 of A-Z, a-z, 0-9, '-' and '_'",
+                self.region
+            )));
+        }
+        for (key, host) in [
+            ("data_host", self.data_host.as_deref()),
+            ("console_host", self.console_host.as_deref()),
+        ] {
+            if let Some(h) = host {
+                let ok = !h.is_empty()
+                    && h.len() <= 255
+                    && h.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                    });
+                if !ok {
+                    return Err(StorageError::config(format!(
+                        "vikingdb {key} {h:?} must be host or host:port (letters, digits, '.', '-', ':', '[', ']')"
+                    )));
+                }
+            }
         }
         if self.scheme != "https" && self.scheme != "http" {
             return Err(StorageError::config(format!(

@@ -52,8 +52,13 @@ pub(crate) fn to_item(context: &ProcessedContext, schema: &Schema) -> Result<Jso
             let stored = item.get(key).cloned().unwrap_or(Json::Null);
             let ok = match t {
                 FieldType::Str => stored.is_string(),
-                FieldType::Int64 => stored.is_i64() || stored.is_u64(),
-                FieldType::Float32 => stored.is_number(),
+                // `int64` holds i64 only (a u64 above i64::MAX is refused by the server,
+                // possibly after earlier chunks of the batch were written).
+                FieldType::Int64 => stored.is_i64(),
+                // `float32`: finite and within f32's range (1e300 is not a float32).
+                FieldType::Float32 => stored
+                    .as_f64()
+                    .is_some_and(|x| x.is_finite() && x.abs() <= f64::from(f32::MAX)),
                 FieldType::Bool => stored.is_boolean(),
             } || stored.is_null();
             if !ok {

@@ -54,7 +54,7 @@ async fn open_creates_collection_and_index_once() {
         "exists: not created again"
     );
     assert_eq!(server.requests("CreateVikingdbIndex"), 1);
-    let e = VikingBackend::open(server.config(DIM + 1))
+    let e = VikingBackend::open(server.config(DIM + 4))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
