@@ -96,10 +96,13 @@ impl BackendConfig {
     /// [`crate::ErrorKind::Config`] naming the backend and serde's complaint (missing key,
     /// wrong type, unknown key when the type denies them).
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_value(Json::Object(self.config.clone())).map_err(|e| {
+        serde_path_to_error::deserialize(Json::Object(self.config.clone())).map_err(|e| {
             StorageError::config(format!(
-                "backend '{}' ({}): invalid config: {e}",
-                self.name, self.backend
+                "backend '{}' ({}): invalid config at `{}`: {}",
+                self.name,
+                self.backend,
+                e.path(),
+                e.inner()
             ))
         })
     }
@@ -261,11 +264,25 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NativeOrText<T> {
-    Native(T),
-    Text(String),
+/// Reads `T` from a JSON value that may also be its text form (`"6379"`, `"false"`), keeping
+/// serde's own message (e.g. "invalid value: integer `70000`, expected u16") when neither fits.
+fn native_or_text<T, E>(value: Json) -> std::result::Result<T, E>
+where
+    T: serde::de::DeserializeOwned + FromStr,
+    T::Err: fmt::Display,
+    E: serde::de::Error,
+{
+    match value {
+        Json::String(s) => {
+            if let Ok(v) = T::deserialize(Json::String(s.clone())) {
+                return Ok(v);
+            }
+            s.trim()
+                .parse()
+                .map_err(|e| E::custom(format!("cannot parse {s:?}: {e}")))
+        }
+        other => T::deserialize(other).map_err(|e| E::custom(e.to_string())),
+    }
 }
 
 /// Deserialises `T` from its native form or from a string (`"6379"`, `"false"`), for fields
@@ -273,34 +290,23 @@ enum NativeOrText<T> {
 pub fn lenient<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
 where
     D: Deserializer<'de>,
-    T: Deserialize<'de> + FromStr,
+    T: serde::de::DeserializeOwned + FromStr,
     T::Err: fmt::Display,
 {
-    match NativeOrText::<T>::deserialize(d)? {
-        NativeOrText::Native(v) => Ok(v),
-        NativeOrText::Text(s) => s
-            .trim()
-            .parse()
-            .map_err(|e| serde::de::Error::custom(format!("cannot parse {s:?}: {e}"))),
-    }
+    native_or_text(Json::deserialize(d)?)
 }
 
 /// Like [`lenient`] for optional fields; `null` and `""` are `None`.
 pub fn lenient_opt<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
-    T: Deserialize<'de> + FromStr,
+    T: serde::de::DeserializeOwned + FromStr,
     T::Err: fmt::Display,
 {
-    match Option::<NativeOrText<T>>::deserialize(d)? {
-        None => Ok(None),
-        Some(NativeOrText::Native(v)) => Ok(Some(v)),
-        Some(NativeOrText::Text(s)) if s.trim().is_empty() => Ok(None),
-        Some(NativeOrText::Text(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|e| serde::de::Error::custom(format!("cannot parse {s:?}: {e}"))),
+    match Json::deserialize(d)? {
+        Json::Null => Ok(None),
+        Json::String(s) if s.trim().is_empty() => Ok(None),
+        value => native_or_text(value).map(Some),
     }
 }
 
@@ -326,8 +332,13 @@ pub fn parse_config(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<
     let mut json: Json = serde_json::to_value(&yaml)
         .map_err(|e| StorageError::config(format!("unsupported YAML value: {e}")))?;
     substitute_tree(&mut json, &env)?;
-    serde_json::from_value(json)
-        .map_err(|e| StorageError::config(format!("invalid configuration: {e}")))
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        StorageError::config(format!(
+            "invalid configuration at `{}`: {}",
+            e.path(),
+            e.inner()
+        ))
+    })
 }
 
 fn substitute_tree(value: &mut Json, env: &impl Fn(&str) -> Option<String>) -> Result<()> {
@@ -483,6 +494,49 @@ consumption:
         let c: C = serde_json::from_str(r#"{"n": 7, "b": false, "o": "9"}"#).unwrap();
         assert_eq!((c.n, c.b, c.o), (7, false, Some(9)));
         assert!(serde_json::from_str::<C>(r#"{"n": "x", "b": true}"#).is_err());
+    }
+
+    #[test]
+    fn config_errors_name_the_key_and_the_bound() {
+        #[derive(Debug, Deserialize)]
+        struct Server {
+            #[serde(deserialize_with = "lenient")]
+            port: u16,
+            #[serde(default, deserialize_with = "lenient_opt")]
+            timeout: Option<u32>,
+        }
+        let backend = |config: Json| BackendConfig {
+            name: "doc".into(),
+            storage_type: StorageType::DocumentDb,
+            backend: "mysql".into(),
+            default: false,
+            config: match config {
+                Json::Object(m) => m,
+                _ => unreachable!(),
+            },
+        };
+        let err = backend(serde_json::json!({"port": 70000}))
+            .parse::<Server>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`port`") && err.contains("70000") && err.contains("u16"),
+            "{err}"
+        );
+        let err = backend(serde_json::json!({"port": "70000"}))
+            .parse::<Server>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`port`") && err.contains("\"70000\""), "{err}");
+        let err = backend(serde_json::json!({"port": 1, "timeout": -3}))
+            .parse::<Server>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`timeout`") && err.contains("-3"), "{err}");
+        let ok = backend(serde_json::json!({"port": " 8000 ", "timeout": null}))
+            .parse::<Server>()
+            .unwrap();
+        assert_eq!((ok.port, ok.timeout), (8000, None));
     }
 
     #[test]
