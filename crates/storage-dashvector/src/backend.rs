@@ -340,10 +340,11 @@ impl DashVectorBackend {
         let mut grouped: BTreeMap<ContextType, Vec<Json>> = BTreeMap::new();
         for (i, c) in contexts.iter().enumerate() {
             validate_doc_id(&format!("contexts[{i}].id"), &c.id)?;
-            grouped
-                .entry(c.context_type())
-                .or_default()
-                .push(mapping::to_doc(c)?);
+            let doc = mapping::to_doc(c)?;
+            if let Some(fields) = doc.get("fields").and_then(Json::as_object) {
+                self.schema.check_fields(&c.id, fields)?;
+            }
+            grouped.entry(c.context_type()).or_default().push(doc);
         }
         for (t, docs) in grouped {
             self.upsert(&self.names.context(t), &docs).await?;

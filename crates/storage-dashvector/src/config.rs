@@ -14,6 +14,10 @@ use crate::schema::FieldKind;
 /// [query](https://www.alibabacloud.com/help/en/vrs/latest/retrieve-doc-1): `topk` 1 to 1024).
 pub const MAX_DOCS_PER_CALL: usize = 1024;
 
+/// Largest accepted `timeout_secs`, `connect_timeout_secs` and
+/// `collection_ready_timeout_secs`: one day.
+pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
 /// Configuration of [`crate::DashVectorBackend`] (the `dashvector` backend).
 ///
 /// In YAML, under a `storage.backends` entry with `backend: dashvector`:
@@ -208,9 +212,12 @@ impl DashVectorConfig {
                 0.0,
             ),
         ] {
-            if !value.is_finite() || value < min {
+            // The upper bound keeps `Duration::from_secs_f64` and `Instant + Duration` from
+            // panicking on absurd values.
+            if !value.is_finite() || value < min || value > MAX_TIMEOUT_SECS {
                 return Err(StorageError::config(format!(
-                    "dashvector config.{name} is {value}, expected a finite number >= {min}"
+                    "dashvector config.{name} is {value}, expected a number from {min} to \
+                     {MAX_TIMEOUT_SECS} (seconds)"
                 )));
             }
         }

@@ -46,7 +46,19 @@ pub(crate) fn scroll_key(id: &str) -> i64 {
 }
 
 /// The upsert doc of a validated context.
+///
+/// # Errors
+/// [`storage_core::ErrorKind::InvalidInput`] when a metadata key is `dv_scroll_key` (this
+/// backend's own field: the value would be overwritten and lost) or the payload exceeds
+/// [`validate::MAX_PAYLOAD_BYTES`].
 pub(crate) fn to_doc(c: &ProcessedContext) -> Result<Json> {
+    if c.metadata.contains_key(FIELD_SCROLL_KEY) {
+        return Err(StorageError::invalid_input(format!(
+            "context '{}' metadata key '{FIELD_SCROLL_KEY}' is reserved by the DashVector \
+             backend (its scroll cursor field)",
+            c.id
+        )));
+    }
     let mut fields = payload::to_payload(c)?;
     fields.remove(payload::FIELD_ID);
     fields.insert(FIELD_ORIGINAL_ID.into(), Json::String(c.id.clone()));

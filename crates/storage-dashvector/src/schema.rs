@@ -42,6 +42,22 @@ impl FieldKind {
     pub fn is_numeric(self) -> bool {
         matches!(self, FieldKind::Int | FieldKind::Long | FieldKind::Float)
     }
+
+    /// Whether DashVector stores `v` in a field of this type: a string for `STRING`, a
+    /// boolean for `BOOL`, an integer within 32 bits for `INT`, within 64 bits for `LONG`,
+    /// a number for `FLOAT`. `null` (unset) fits every type.
+    pub(crate) fn accepts(self, v: &serde_json::Value) -> bool {
+        if v.is_null() {
+            return true;
+        }
+        match self {
+            FieldKind::String => v.is_string(),
+            FieldKind::Bool => v.is_boolean(),
+            FieldKind::Int => v.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+            FieldKind::Long => v.as_i64().is_some(),
+            FieldKind::Float => v.is_number(),
+        }
+    }
 }
 
 /// Field holding the context id (the original's `original_id`; the doc id is the same string).
@@ -137,6 +153,47 @@ impl Schema {
 
     pub(crate) fn kind(&self, field: &str) -> Option<FieldKind> {
         self.fields.get(field).copied()
+    }
+
+    /// Checks that every declared field of a doc's `fields` holds a value of its declared
+    /// type, so that DashVector cannot refuse the doc (code -2017) after earlier chunks of a
+    /// split batch were written. Metadata entries named like an `extra_fields` key are
+    /// checked against the declared type.
+    ///
+    /// # Errors
+    /// [`storage_core::ErrorKind::InvalidInput`] naming the context id, the field, its
+    /// declared type and the value.
+    pub(crate) fn check_fields(
+        &self,
+        id: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        for (name, value) in fields {
+            if let Some(kind) = self.kind(name)
+                && !kind.accepts(value)
+            {
+                let mut shown = value.to_string();
+                if shown.len() > 80 {
+                    let cut = (0..=80)
+                        .rev()
+                        .find(|i| shown.is_char_boundary(*i))
+                        .unwrap_or(0);
+                    shown.truncate(cut);
+                    shown.push_str("...");
+                }
+                let range = match kind {
+                    FieldKind::Int => " (32-bit integer)",
+                    FieldKind::Long => " (64-bit integer)",
+                    _ => "",
+                };
+                return Err(StorageError::invalid_input(format!(
+                    "context '{id}' field '{name}' is declared {}{range} in the DashVector \
+                     schema (config.extra_fields) but holds {shown}",
+                    kind.as_str()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The `fields_schema` object of a create-collection request.
