@@ -970,6 +970,7 @@ impl VectorStorageBackend for ChromaBackend {
                     storage_core::filter::validate_field_name(k)?;
                 }
                 meta = records::flatten_metadata(m);
+                records::check_integers("todo", &meta)?;
             }
             meta.insert("todo_id".into(), json!(todo_id));
             meta.insert("content".into(), json!(content));

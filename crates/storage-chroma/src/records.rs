@@ -21,9 +21,15 @@ pub(crate) struct Record {
 }
 
 /// Flattens a validated context (its vector is present).
+///
+/// # Errors
+/// `InvalidInput` naming the context and the key when a metadata integer is outside the
+/// signed 64-bit range: Chroma stores integers as `i64` and silently turns a larger one into
+/// a float (`u64::MAX` reads back as `1.8446744073709552e19`), which would corrupt the value.
 pub(crate) fn to_record(c: &ProcessedContext) -> Result<Record> {
     let mut metadata = payload::to_payload(c)?;
     metadata.remove(payload::FIELD_ID);
+    check_integers(&format!("context '{}'", c.id), &metadata)?;
     let document = match metadata.remove(payload::FIELD_DOCUMENT) {
         Some(Json::String(s)) => Some(s),
         _ => None,
@@ -34,6 +40,28 @@ pub(crate) fn to_record(c: &ProcessedContext) -> Result<Record> {
         metadata,
         embedding: c.vectorize.vector.clone().unwrap_or_default(),
     })
+}
+
+/// Refuses metadata integers outside the signed 64-bit range: Chroma stores integers as
+/// `i64` and silently turns a larger one into a float (`u64::MAX` reads back as
+/// `1.8446744073709552e19`). `owner` names the record in the message.
+///
+/// # Errors
+/// `InvalidInput` naming the owner, the key, the value and the bound.
+pub(crate) fn check_integers(owner: &str, metadata: &JsonMap) -> Result<()> {
+    for (key, value) in metadata {
+        if let Json::Number(n) = value
+            && n.is_u64()
+            && n.as_i64().is_none()
+        {
+            return Err(StorageError::invalid_input(format!(
+                "{owner} metadata '{key}' is {n}, beyond the signed 64-bit integer range \
+                 Chroma stores (at most {}); it would be silently turned into a float",
+                i64::MAX
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The `upsert` request body of a batch of records.
