@@ -247,14 +247,18 @@ impl ChromaConfig {
                 self.vector_size
             ));
         }
+        // Chroma's name rule for tenants and databases: 3 to 512 of [A-Za-z0-9_.-], starting
+        // and ending with a letter or digit (so never a path segment such as `..`).
         for (key, value) in [("tenant", &self.tenant), ("database", &self.database)] {
-            if value.is_empty()
+            if !(3..=512).contains(&value.len())
                 || !value
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                || !value.starts_with(|c: char| c.is_ascii_alphanumeric())
+                || !value.ends_with(|c: char| c.is_ascii_alphanumeric())
             {
                 return err(format!(
-                    "'{key}' {value:?} must be non-empty and use only [A-Za-z0-9_.-]"
+                    "'{key}' {value:?} must be 3 to 512 of [A-Za-z0-9_.-], starting and ending with a letter or digit (Chroma's name rule)"
                 ));
             }
         }
@@ -264,9 +268,10 @@ impl ChromaConfig {
             .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
             || p.starts_with(|c: char| !c.is_ascii_alphanumeric())
             || p.len() > 200
+            || p.contains("..")
         {
             return err(format!(
-                "'collection_prefix' {p:?} must start with a letter or digit, use only [A-Za-z0-9_.-] and be at most 200 bytes (Chroma's collection name rules)"
+                "'collection_prefix' {p:?} must start with a letter or digit, use only [A-Za-z0-9_.-], not contain '..' and be at most 200 bytes (Chroma's collection name rules)"
             ));
         }
         for (key, v) in [

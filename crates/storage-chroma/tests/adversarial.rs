@@ -753,3 +753,29 @@ async fn bad_todo_input_is_refused() {
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].content, "first");
 }
+
+/// Tenant, database and prefix values that pass a character check but are not valid Chroma
+/// names (or are URL path segments like `..`, which would address another path) are
+/// `Config` errors naming the key, never requests to another endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_like_names_are_config_errors() {
+    let Some(url) = common::shared_url().await else {
+        return;
+    };
+    type Set = fn(&mut ChromaConfig);
+    let cases: [(&str, Set); 5] = [
+        ("database", |c| c.database = "..".into()),
+        ("database", |c| c.database = ".".into()),
+        ("tenant", |c| c.tenant = "..".into()),
+        ("tenant", |c| c.tenant = ".".into()),
+        ("collection_prefix", |c| c.collection_prefix = "a..b".into()),
+    ];
+    for (key, set) in cases {
+        let mut c = common::config(&url, DIM, "advpath");
+        set(&mut c);
+        let shown = format!("{}/{}/{}", c.tenant, c.database, c.collection_prefix);
+        let e = ChromaBackend::open(c).await.expect_err(&shown);
+        assert_eq!(e.kind(), ErrorKind::Config, "{shown}: {e}");
+        assert!(e.to_string().contains(key), "{shown}: {e}");
+    }
+}
