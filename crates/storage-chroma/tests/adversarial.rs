@@ -419,13 +419,13 @@ async fn unstorable_metadata_in_a_later_chunk_writes_nothing() {
     batch[17].metadata.insert("nul".into(), json!("a\u{0}b"));
     b.batch_upsert_processed_context(&batch).await.unwrap();
     assert_eq!(count(&b).await, 25);
-    for i in 17..=22 {
+    for want in &batch[17..=22] {
         let got = b
-            .get_processed_context(&format!("m{i}"), ContextType::Knowledge, false)
+            .get_processed_context(&want.id, ContextType::Knowledge, false)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(got.metadata, batch[i].metadata, "m{i}");
+        assert_eq!(got.metadata, want.metadata, "{}", want.id);
     }
 }
 

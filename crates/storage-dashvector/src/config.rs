@@ -14,6 +14,11 @@ use crate::schema::FieldKind;
 /// [query](https://www.alibabacloud.com/help/en/vrs/latest/retrieve-doc-1): `topk` 1 to 1024).
 pub const MAX_DOCS_PER_CALL: usize = 1024;
 
+/// Longest collection name DashVector accepts
+/// ([create a collection](https://www.alibabacloud.com/help/en/vrs/latest/create-a-collection):
+/// 3 to 32 characters, starting with a letter).
+pub const MAX_COLLECTION_NAME_LEN: usize = 32;
+
 /// Largest accepted `timeout_secs`, `connect_timeout_secs` and
 /// `collection_ready_timeout_secs`: one day.
 pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
@@ -193,14 +198,26 @@ impl DashVectorConfig {
                 self.vector_size
             )));
         }
+        // DashVector's collection name rule: 3 to 32 of [A-Za-z0-9_-], starting with a
+        // letter. Names are `<prefix><context_type>` and `<prefix>todo`, so the prefix is
+        // empty or starts with a letter, and the longest name must fit 32.
         let p = &self.collection_prefix;
-        if p.len() > 32
+        let longest = storage_core::ContextType::ALL
+            .iter()
+            .map(|t| t.as_str().len())
+            .max()
+            .unwrap_or(0);
+        let max_prefix = MAX_COLLECTION_NAME_LEN - longest;
+        if p.len() > max_prefix
             || !p
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            || p.starts_with(|c: char| !c.is_ascii_alphabetic())
         {
             return Err(StorageError::config(format!(
-                "dashvector config.collection_prefix {p:?} must be at most 32 of [A-Za-z0-9_-]"
+                "dashvector config.collection_prefix {p:?} must be empty or start with a letter, \
+                 use only [A-Za-z0-9_-] and be at most {max_prefix} bytes (collection names \
+                 <prefix><context_type> are at most {MAX_COLLECTION_NAME_LEN} characters)"
             )));
         }
         for (name, value, min) in [

@@ -18,7 +18,7 @@ use storage_core::testkit::vector::cases::{context, unit_vector};
 use storage_core::validate::MAX_PAYLOAD_BYTES;
 use storage_core::{
     ContextType, ErrorKind, Filter, ProcessedContext, Scope, ScrollQuery, SearchQuery,
-    StorageBackend, VectorStorageBackend,
+    VectorStorageBackend,
 };
 use storage_dashvector::{DashVectorBackend, DashVectorConfig, FieldKind};
 
@@ -204,7 +204,8 @@ async fn bad_vectors_and_batches_write_nothing() {
     let (fake, b) = common::open(DIM, true).await;
     b.upsert_processed_context(&ctx("keep", 1)).await.unwrap();
     let before = fake.requests();
-    let cases: Vec<(Box<dyn Fn(&mut ProcessedContext)>, &[&str])> = vec![
+    type Breaker = Box<dyn Fn(&mut ProcessedContext)>;
+    let cases: Vec<(Breaker, &[&str])> = vec![
         (
             Box::new(|c| c.vectorize.vector.as_mut().unwrap()[3] = f32::NAN),
             &["[3]", "finite"],
@@ -601,4 +602,20 @@ async fn scroll_while_deleting() {
             .unwrap(),
         150
     );
+}
+
+/// Collection prefixes that would make a name DashVector refuses (over 32 characters, not
+/// starting with a letter) are `Config` errors before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefixes_that_break_collection_names_are_config_errors() {
+    let fake = FakeDashVector::start(common::TOKEN).await;
+    for bad in ["a".repeat(24), "1abc".into(), "_x".into(), "-x".into()] {
+        let c = common::config(&fake, DIM).with_collection_prefix(bad.clone());
+        let e = DashVectorBackend::open(c).await.expect_err(&bad);
+        assert_eq!(e.kind(), ErrorKind::Config, "{bad}: {e}");
+        assert!(e.to_string().contains("collection_prefix"), "{e}");
+    }
+    assert_eq!(fake.requests(), 0);
+    let ok = common::config(&fake, DIM).with_collection_prefix("a".repeat(23));
+    DashVectorBackend::open(ok).await.expect("23-byte prefix");
 }
