@@ -978,6 +978,13 @@ impl VectorStorageBackend for ChromaBackend {
                 "created_at".into(),
                 json!(storage_core::time::format_timestamp(&storage_core::time::now())),
             );
+            let size = serde_json::to_vec(&meta)?.len();
+            if size > validate::MAX_PAYLOAD_BYTES {
+                return Err(StorageError::invalid_input(format!(
+                    "todo {todo_id} content and metadata are {size} bytes, the limit is {}",
+                    validate::MAX_PAYLOAD_BYTES
+                )));
+            }
             let body = json!({
                 "ids": [format!("todo_{todo_id}")],
                 "embeddings": [embedding],
@@ -1005,6 +1012,11 @@ impl VectorStorageBackend for ChromaBackend {
             i.open()?;
             let coll = i.todo()?;
             validate::validate_vector("query embedding", query_embedding, i.config.vector_size)?;
+            if !similarity_threshold.is_finite() {
+                return Err(StorageError::invalid_input(format!(
+                    "similarity_threshold must be finite, got {similarity_threshold}"
+                )));
+            }
             if top_k == 0 {
                 return Ok(Vec::new());
             }

@@ -749,6 +749,16 @@ async fn bad_todo_input_is_refused() {
         b.upsert_todo_embedding(1, "fourth", &v, Some(&meta)).await,
         &["content"],
     );
+    assert_invalid(
+        b.upsert_todo_embedding(1, &"x".repeat(MAX_PAYLOAD_BYTES + 1), &v, None)
+            .await,
+        &["todo 1", &MAX_PAYLOAD_BYTES.to_string()],
+    );
+    // A NaN threshold is not "no threshold".
+    assert_invalid(
+        b.search_similar_todos(&v, 5, f32::NAN).await,
+        &["similarity_threshold"],
+    );
     let hits = b.search_similar_todos(&v, 5, 0.5).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].content, "first");

@@ -590,6 +590,13 @@ impl DashVectorBackend {
                 json!(Json::Object(m.clone()).to_string()),
             );
         }
+        let size = serde_json::to_vec(&fields)?.len();
+        if size > validate::MAX_PAYLOAD_BYTES {
+            return Err(StorageError::invalid_input(format!(
+                "todo {todo_id} content and metadata are {size} bytes, the limit is {}",
+                validate::MAX_PAYLOAD_BYTES
+            )));
+        }
         let doc = json!({"id": todo_id.to_string(), "vector": embedding, "fields": fields});
         self.upsert(&self.names.todo(), &[doc]).await
     }
@@ -604,6 +611,11 @@ impl DashVectorBackend {
         self.todo_enabled()?;
         validate::validate_vector("query embedding", query, self.config.vector_size)?;
         Self::check_top_k("top_k", top_k)?;
+        if !threshold.is_finite() {
+            return Err(StorageError::invalid_input(format!(
+                "similarity_threshold must be finite, got {threshold}"
+            )));
+        }
         if top_k == 0 {
             return Ok(Vec::new());
         }

@@ -619,3 +619,31 @@ async fn prefixes_that_break_collection_names_are_config_errors() {
     let ok = common::config(&fake, DIM).with_collection_prefix("a".repeat(23));
     DashVectorBackend::open(ok).await.expect("23-byte prefix");
 }
+
+/// Todo embeddings: an oversized todo and a NaN threshold are refused before any request;
+/// the stored todo is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_todo_input_is_refused() {
+    let (fake, b) = common::open(DIM, true).await;
+    let v = unit_vector(1, DIM);
+    b.upsert_todo_embedding(7, "first", &v, None).await.unwrap();
+    let before = fake.requests();
+    assert_invalid(
+        b.upsert_todo_embedding(7, &"x".repeat(MAX_PAYLOAD_BYTES + 1), &v, None)
+            .await,
+        &["todo 7", &MAX_PAYLOAD_BYTES.to_string()],
+    );
+    assert_invalid(
+        b.upsert_todo_embedding(7, "x", &[f32::INFINITY; DIM], None)
+            .await,
+        &["todo embedding"],
+    );
+    assert_invalid(
+        b.search_similar_todos(&v, 5, f32::NAN).await,
+        &["similarity_threshold"],
+    );
+    assert_eq!(fake.requests(), before);
+    let hits = b.search_similar_todos(&v, 5, 0.5).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].content, "first");
+}
