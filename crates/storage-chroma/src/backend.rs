@@ -303,6 +303,12 @@ fn query_rows(resp: QueryResponse) -> Result<Vec<(Row, Option<f32>)>> {
 }
 
 /// Cosine similarity from Chroma's cosine distance (`1 - cos`), clamped to `[-1, 1]`.
+/// Chroma's `n_results` is a `u32` (a larger value is refused with HTTP 422); no collection
+/// holds more records, so a larger `top_k` asks for `u32::MAX`, with the same answer.
+fn n_results(top_k: usize) -> u32 {
+    u32::try_from(top_k).unwrap_or(u32::MAX)
+}
+
 fn similarity(distance: f32) -> f32 {
     (1.0 - distance).clamp(-1.0, 1.0)
 }
@@ -502,7 +508,7 @@ impl Inner {
             let coll = self.coll(t);
             let mut body = json!({
                 "query_embeddings": [q.vector],
-                "n_results": q.top_k,
+                "n_results": n_results(q.top_k),
                 "include": ["documents", "metadatas", "distances"],
             });
             if q.need_vector {
@@ -1022,7 +1028,7 @@ impl VectorStorageBackend for ChromaBackend {
             }
             let body = json!({
                 "query_embeddings": [query_embedding],
-                "n_results": top_k,
+                "n_results": n_results(top_k),
                 "include": ["metadatas", "distances"],
             });
             let mut out = Vec::new();

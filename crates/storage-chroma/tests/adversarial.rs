@@ -789,3 +789,59 @@ async fn path_like_names_are_config_errors() {
         assert!(e.to_string().contains(key), "{shown}: {e}");
     }
 }
+
+/// Extreme `limit`, `offset` and `top_k` values: either a correct answer or an
+/// `InvalidInput` naming the parameter, never a server error or a wrong page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_limits_offsets_and_top_k() {
+    let Some(b) = open("advlim").await else {
+        return;
+    };
+    let batch: Vec<_> = (0..5).map(|i| ctx(&format!("l{i}"), i + 1)).collect();
+    b.batch_upsert_processed_context(&batch).await.unwrap();
+    let cases = [
+        (usize::MAX, 0, 5),
+        (10, usize::MAX, 0),
+        (u32::MAX as usize + 1, 2, 3),
+    ];
+    for (limit, offset, want) in cases {
+        let q = storage_core::ListQuery {
+            context_types: Some(vec![ContextType::Knowledge]),
+            limit,
+            offset,
+            ..storage_core::ListQuery::default()
+        };
+        match b.get_all_processed_contexts(&q).await {
+            Ok(m) => assert_eq!(
+                m.get(&ContextType::Knowledge).map_or(0, Vec::len),
+                want,
+                "limit {limit} offset {offset}"
+            ),
+            Err(e) => {
+                assert_eq!(
+                    e.kind(),
+                    ErrorKind::InvalidInput,
+                    "limit {limit} offset {offset}: {e}"
+                );
+                let m = e.to_string();
+                assert!(m.contains("limit") || m.contains("offset"), "{m}");
+            }
+        }
+    }
+    for top_k in [usize::MAX, u32::MAX as usize + 1] {
+        match b
+            .search(
+                &SearchQuery::new(unit_vector(1, DIM))
+                    .top_k(top_k)
+                    .context_types([ContextType::Knowledge]),
+            )
+            .await
+        {
+            Ok(hits) => assert_eq!(hits.len(), 5),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::InvalidInput, "top_k {top_k}: {e}");
+                assert!(e.to_string().contains("top_k"), "{e}");
+            }
+        }
+    }
+}

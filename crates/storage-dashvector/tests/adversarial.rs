@@ -647,3 +647,30 @@ async fn bad_todo_input_is_refused() {
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].content, "first");
 }
+
+/// Extreme `limit` and `offset`: a correct answer, no overflow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_limits_and_offsets() {
+    let (_fake, b) = common::open(DIM, false).await;
+    let batch: Vec<_> = (0..5).map(|i| ctx(&format!("l{i}"), i + 1)).collect();
+    b.batch_upsert_processed_context(&batch).await.unwrap();
+    for (limit, offset, want) in [(usize::MAX, 0, 5), (10, usize::MAX, 0), (usize::MAX, 3, 2)] {
+        let q = storage_core::ListQuery {
+            context_types: Some(vec![ContextType::Knowledge]),
+            limit,
+            offset,
+            ..storage_core::ListQuery::default()
+        };
+        let m = b.get_all_processed_contexts(&q).await.unwrap();
+        assert_eq!(
+            m.get(&ContextType::Knowledge).map_or(0, Vec::len),
+            want,
+            "limit {limit} offset {offset}"
+        );
+    }
+    assert_invalid(
+        b.search(&SearchQuery::new(unit_vector(1, DIM)).top_k(usize::MAX))
+            .await,
+        &["top_k"],
+    );
+}
