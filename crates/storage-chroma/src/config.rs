@@ -148,7 +148,7 @@ impl fmt::Debug for ChromaConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChromaConfig")
             .field("mode", &self.mode)
-            .field("base_url", &self.base_url())
+            .field("base_url", &redact_url(&self.base_url()))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("auth_token", &self.auth_token)
             .field("tenant", &self.tenant)
@@ -159,6 +159,19 @@ impl fmt::Debug for ChromaConfig {
             .field("timeout_secs", &self.timeout_secs)
             .field("max_retries", &self.max_retries)
             .finish_non_exhaustive()
+    }
+}
+
+/// `url` with the userinfo (`user:password@`) of its authority replaced by `***@`, for
+/// messages, logs and `Debug`: credentials in the URL are secrets.
+pub(crate) fn redact_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -239,7 +252,10 @@ impl ChromaConfig {
         }
         let url = self.base_url();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return err(format!("'url' {url:?} must start with http:// or https://"));
+            return err(format!(
+                "'url' {:?} must start with http:// or https://",
+                redact_url(&url)
+            ));
         }
         if self.vector_size == 0 || self.vector_size > MAX_VECTOR_SIZE {
             return err(format!(
@@ -310,6 +326,17 @@ impl ChromaConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_credentials_are_redacted() {
+        assert_eq!(
+            redact_url("http://u:p@h:1/api/v2/x?y=a@b"),
+            "http://***@h:1/api/v2/x?y=a@b"
+        );
+        assert_eq!(redact_url("https://h:1/a@b"), "https://h:1/a@b");
+        assert_eq!(redact_url("http://a@b@h"), "http://***@h");
+        assert_eq!(redact_url("nonsense"), "nonsense");
+    }
 
     #[test]
     fn original_shape_with_defaults_and_strings() {

@@ -124,7 +124,12 @@ impl Client {
         loop {
             match self.call_once(method.clone(), url, body).await {
                 Err(e) if e.is_retryable() && attempt < self.retries => {
-                    tracing::debug!(url, attempt, error = %e, "chromadb request failed, retrying");
+                    tracing::debug!(
+                        url = %crate::config::redact_url(url),
+                        attempt,
+                        error = %e,
+                        "chromadb request failed, retrying"
+                    );
                     tokio::time::sleep(self.delay(attempt)).await;
                     attempt += 1;
                 }
@@ -160,7 +165,11 @@ impl Client {
     ) -> Result<T> {
         let json = self.call(method, url, body).await?;
         serde_json::from_value(json).map_err(|e| {
-            StorageError::backend(format!("unexpected response shape from {url}")).with_source(e)
+            StorageError::backend(format!(
+                "unexpected response shape from {}",
+                crate::config::redact_url(url)
+            ))
+            .with_source(e)
         })
     }
 

@@ -845,3 +845,66 @@ async fn extreme_limits_offsets_and_top_k() {
         }
     }
 }
+
+/// Edge values that pass validation must be stored by Chroma and read back exactly (a
+/// server refusal here would fail a later chunk of a split batch after earlier ones were
+/// written): an empty text, the longest field-name metadata key, dotted and underscored
+/// keys, booleans, floats, empty strings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_values_round_trip() {
+    let Some(url) = common::shared_url().await else {
+        return;
+    };
+    let mut config = common::config(&url, DIM, "advedge");
+    config.max_batch_size = Some(2);
+    let b = ChromaBackend::open(config).await.expect("open");
+    let long_key = format!(
+        "k{}",
+        "x".repeat(storage_core::filter::MAX_FIELD_NAME_LEN - 1)
+    );
+    let mut cs: Vec<_> = (0..6).map(|i| ctx(&format!("e{i}"), i + 1)).collect();
+    cs[0].vectorize.text = Some(String::new());
+    cs[1].metadata.insert(long_key.clone(), json!("long key"));
+    cs[2].metadata.insert("a.b.c".into(), json!(true));
+    cs[3].metadata.insert("_x".into(), json!(-0.0));
+    cs[4].metadata.insert("empty".into(), json!(""));
+    cs[5].metadata.insert("f".into(), json!(0.1));
+    b.batch_upsert_processed_context(&cs).await.unwrap();
+    for want in &cs {
+        let got = b
+            .get_processed_context(&want.id, ContextType::Knowledge, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.metadata, want.metadata, "{}", want.id);
+        assert_eq!(got.vectorize.text, want.vectorize.text, "{}", want.id);
+    }
+    let hits = b
+        .search(
+            &SearchQuery::new(unit_vector(1, DIM))
+                .top_k(10)
+                .filter(Filter::eq(long_key.as_str(), "long key")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+}
+
+/// Credentials in the URL's userinfo (`http://user:password@host`) are secrets: never in
+/// `Debug` output nor in error messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_credentials_are_not_printed() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut config = ChromaConfig::new(format!("http://admin:hunter2secret@127.0.0.1:{port}"), DIM);
+    config.max_retries = 0;
+    config.connect_timeout_secs = 0.5;
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("hunter2secret"), "{debug}");
+    let e = ChromaBackend::open(config)
+        .await
+        .expect_err("nothing listens");
+    let shown = format!("{e} / {e:?}");
+    assert!(!shown.contains("hunter2secret"), "{shown}");
+}
