@@ -674,3 +674,40 @@ async fn extreme_limits_and_offsets() {
         &["top_k"],
     );
 }
+
+/// A server failing in the middle of a scroll: the stream yields the error (naming the
+/// operation), it does not end quietly as if the collection were exhausted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_in_the_middle_of_a_scroll_is_an_error() {
+    let (fake, b) = open_with(|mut c| {
+        c.max_retries = 1;
+        c
+    })
+    .await;
+    let all: Vec<_> = (0..60).map(|i| ctx(&format!("r{i:02}"), i + 1)).collect();
+    b.batch_upsert_processed_context(&all).await.unwrap();
+    let mut stream = b.scroll_processed_contexts(ScrollQuery {
+        batch_size: 5,
+        context_types: Some(vec![ContextType::Knowledge]),
+        ..ScrollQuery::default()
+    });
+    let mut got = 0;
+    for _ in 0..5 {
+        stream.next().await.unwrap().unwrap();
+        got += 1;
+    }
+    fake.fail_next((0..8).map(|_| Fault::Status(503)));
+    let mut error = None;
+    while let Some(r) = stream.next().await {
+        match r {
+            Ok(_) => got += 1,
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    let e = error.unwrap_or_else(|| panic!("scroll ended quietly after {got} of 60"));
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.to_string().contains("scroll"), "{e}");
+}
