@@ -711,3 +711,56 @@ async fn failure_in_the_middle_of_a_scroll_is_an_error() {
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(e.to_string().contains("scroll"), "{e}");
 }
+
+/// Bad values in the documented YAML shape are `Config` errors naming the key (and never
+/// echo the API key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_yaml_values_are_config_errors_naming_the_key() {
+    let fake = FakeDashVector::start(common::TOKEN).await;
+    let yaml = r#"
+storage:
+  backends:
+    - name: vectors
+      storage_type: vector_db
+      backend: dashvector
+      config:
+        endpoint: ${DV_ENDPOINT}
+        api_key: ${DV_KEY}
+        vector_size: 8
+        extra_fields: {project: STRING}
+"#;
+    let endpoint = fake.endpoint();
+    let app = storage_core::config::parse_config(yaml, |k| match k {
+        "DV_ENDPOINT" => Some(endpoint.clone()),
+        "DV_KEY" => Some(common::TOKEN.to_owned()),
+        _ => None,
+    })
+    .expect("config");
+    let entry = &app.storage.backends[0];
+    let cases = [
+        ("extra_fields", json!({"project": "string"})),
+        ("extra_fields", json!({"user_id": "STRING"})),
+        ("extra_fields", json!({"bad name": "STRING"})),
+        ("vector_size", json!("eight")),
+        ("vector_size", json!(1)),
+        ("vector_size", json!(20001)),
+        ("batch_size", json!(2000)),
+        ("fetch_batch_size", json!(0)),
+        ("timeout_secs", json!("NaN")),
+        ("max_retries", json!(-1)),
+        ("endpoint", json!("")),
+        ("api_key", json!("")),
+    ];
+    for (key, value) in cases {
+        let mut entry = entry.clone();
+        entry.config.insert(key.into(), value.clone());
+        let e = match entry.parse::<DashVectorConfig>() {
+            Err(e) => e,
+            Ok(c) => DashVectorBackend::open(c).await.expect_err(key),
+        };
+        assert_eq!(e.kind(), ErrorKind::Config, "{key}={value}: {e}");
+        let msg = e.to_string();
+        assert!(msg.contains(key), "{key}={value}: {msg}");
+        assert!(!msg.contains(common::TOKEN), "{msg}");
+    }
+}
