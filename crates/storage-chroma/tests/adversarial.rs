@@ -966,3 +966,75 @@ async fn server_killed_in_the_middle_of_a_split_batch() {
     }
     reader.close().await.unwrap();
 }
+
+/// Type confusion in filters (a number against a boolean or string field, a boolean against
+/// a number, an integral float against an integer): Chroma's answer equals
+/// `Filter::matches` on the stored payload, in search and scroll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn type_confused_filters_agree_with_the_reference() {
+    let Some(b) = open("advtype").await else {
+        return;
+    };
+    let mut cs: Vec<_> = (0..4).map(|i| ctx(&format!("t{i}"), i + 1)).collect();
+    cs[0].properties.is_processed = true;
+    cs[0].extracted_data.importance = 1;
+    cs[1].extracted_data.importance = 5;
+    cs[1].metadata.insert("code".into(), json!("5"));
+    cs[2].metadata.insert("code".into(), json!(5));
+    cs[3].metadata.insert("code".into(), json!(5.0));
+    cs[3].metadata.insert("a.b".into(), json!(true));
+    b.batch_upsert_processed_context(&cs).await.unwrap();
+    let filters = [
+        Filter::eq("is_processed", 1),
+        Filter::eq("is_processed", true),
+        Filter::eq("importance", true),
+        Filter::eq("importance", 1.0),
+        Filter::eq("importance", "5"),
+        Filter::eq("code", 5),
+        Filter::eq("code", "5"),
+        Filter::eq("code", 5.0),
+        Filter::ne("code", 5),
+        Filter::is_in(
+            "code",
+            [json!(5), json!("5")].map(|v| match v {
+                serde_json::Value::String(s) => storage_core::Value::Str(s),
+                other => storage_core::Value::Int(other.as_i64().unwrap()),
+            }),
+        ),
+        Filter::eq("a.b", true),
+        Filter::gt("code", 4.5),
+    ];
+    for f in filters {
+        let want: BTreeSet<String> = cs
+            .iter()
+            .filter(|c| {
+                let mut p = storage_core::payload::to_payload(c).unwrap();
+                p.insert("document".into(), json!(c.vectorize.text));
+                f.matches(&p)
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        let hits: BTreeSet<String> = b
+            .search(
+                &SearchQuery::new(unit_vector(1, DIM))
+                    .top_k(10)
+                    .filter(f.clone()),
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.context.id)
+            .collect();
+        assert_eq!(hits, want, "search {f:?}");
+        let scrolled: BTreeSet<String> = b
+            .scroll_processed_contexts(ScrollQuery {
+                filter: Some(f.clone()),
+                ..ScrollQuery::default()
+            })
+            .map_ok(|c| c.id)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(scrolled, want, "scroll {f:?}");
+    }
+}
