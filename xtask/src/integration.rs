@@ -12,6 +12,7 @@
 //!
 //! The kits run with `CI=1`, so a test that cannot reach its server fails instead of skipping.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -36,8 +37,12 @@ struct Backend {
     /// Where the kit's data goes in local mode (shown in the table).
     target: &'static str,
     service: Service,
-    /// Arguments after `cargo test`.
-    args: &'static [&'static str],
+    /// The package whose test binary runs the kit.
+    package: &'static str,
+    /// The test target: `Some(name)` for `tests/<name>.rs`, `None` for the library's tests.
+    test: Option<&'static str>,
+    /// Test-name filter passed to the binary (empty: every test of the target).
+    filter: &'static str,
 }
 
 const BACKENDS: &[Backend] = &[
@@ -45,75 +50,81 @@ const BACKENDS: &[Backend] = &[
         name: "sqlite",
         target: "SQLite files (embedded)",
         service: Service::None,
-        args: &["-p", "storage-sqlite", "--test", "conformance"],
+        package: "storage-sqlite",
+        test: Some("conformance"),
+        filter: "",
     },
     Backend {
         name: "mysql",
         target: "MySQL/MariaDB server",
         service: Service::MySql,
-        args: &["-p", "storage-mysql", "--test", "conformance"],
+        package: "storage-mysql",
+        test: Some("conformance"),
+        filter: "",
     },
     Backend {
         name: "qdrant-local",
         target: "qdrant-edge (embedded)",
         service: Service::None,
-        args: &["-p", "storage-qdrant", "--test", "conformance"],
+        package: "storage-qdrant",
+        test: Some("conformance"),
+        filter: "",
     },
     Backend {
         name: "qdrant",
         target: "in-process gRPC server",
         service: Service::None,
-        args: &[
-            "-p",
-            "storage-qdrant",
-            "--features",
-            "remote",
-            "--test",
-            "remote_conformance",
-        ],
+        package: "storage-qdrant",
+        test: Some("remote_conformance"),
+        filter: "",
     },
     Backend {
         name: "chromadb",
         target: "Chroma server",
         service: Service::Chroma,
-        args: &["-p", "storage-chroma", "--test", "conformance"],
+        package: "storage-chroma",
+        test: Some("conformance"),
+        filter: "",
     },
     Backend {
         name: "vikingdb",
         target: "in-process fake (signed HTTP)",
         service: Service::None,
-        args: &["-p", "storage-viking", "--test", "conformance"],
+        package: "storage-viking",
+        test: Some("conformance"),
+        filter: "",
     },
     Backend {
         name: "dashvector",
         target: "in-process fake (HTTP)",
         service: Service::None,
-        args: &["-p", "storage-dashvector", "--test", "conformance"],
+        package: "storage-dashvector",
+        test: Some("conformance"),
+        filter: "",
     },
     Backend {
         name: "memory-vector",
         target: "in-process reference",
         service: Service::None,
-        args: &[
-            "-p",
-            "storage-core",
-            "--features",
-            "testkit",
-            "--lib",
-            "testkit::memory",
-        ],
+        package: "storage-core",
+        test: None,
+        filter: "testkit::memory",
     },
     Backend {
         name: "redis",
         target: "Redis server",
         service: Service::Redis,
-        args: &["-p", "storage-cache", "--test", "conformance", "redis::"],
+        package: "storage-cache",
+        test: Some("conformance"),
+        filter: "redis::",
     },
     Backend {
         name: "memory-cache",
         target: "InMemoryCache",
         service: Service::None,
-        args: &["-p", "storage-cache", "--test", "conformance", "memory::"],
+        package: "storage-cache",
+        test: Some("conformance"),
+        filter: "memory::",
     },
 ];
 
@@ -454,6 +465,82 @@ fn docker_services(needed: &[Service]) -> Result<Services, String> {
     Ok(s)
 }
 
+/// A test binary built by `cargo test --workspace --no-run`.
+struct TestBinary {
+    executable: PathBuf,
+    package_dir: PathBuf,
+}
+
+/// Builds every test binary of the workspace (as `cargo test --workspace`) and maps
+/// (package, test target name or `lib`) to its executable.
+fn build_test_binaries() -> Result<HashMap<(String, String), TestBinary>, String> {
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--workspace",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ])
+    .stdout(Stdio::piped());
+    eprintln!("xtask: running {c:?}");
+    let output = c
+        .spawn()
+        .and_then(|child| child.wait_with_output())
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err("building the test binaries failed".into());
+    }
+    let mut map = HashMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(exe), Some(manifest)) =
+            (msg["executable"].as_str(), msg["manifest_path"].as_str())
+        else {
+            continue;
+        };
+        let package_dir = Path::new(manifest)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let package = msg["package_id"]
+            .as_str()
+            .and_then(package_name)
+            .unwrap_or_default();
+        let kinds = msg["target"]["kind"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let target = if kinds.iter().any(|k| k == "lib") {
+            "lib".to_string()
+        } else {
+            msg["target"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        map.insert(
+            (package, target),
+            TestBinary {
+                executable: PathBuf::from(exe),
+                package_dir,
+            },
+        );
+    }
+    Ok(map)
+}
+
+/// The package name of a cargo package id: `path+file:///w/crates/storage-sqlite#0.1.0` or
+/// `path+file:///w/crates/x#name@0.1.0`.
+fn package_name(id: &str) -> Option<String> {
+    let (path, fragment) = id.rsplit_once('#')?;
+    match fragment.split_once('@') {
+        Some((name, _)) => Some(name.to_string()),
+        None => Some(path.rsplit('/').next()?.to_string()),
+    }
+}
+
 struct Outcome {
     name: &'static str,
     target: String,
@@ -510,13 +597,9 @@ pub fn integration(args: &[String]) -> Result<(), String> {
     };
     println!("xtask integration: mode = {mode_line}");
 
-    // Build every selected kit first, so the times below are test times, not build times.
-    for b in &options.backends {
-        let mut c = cargo();
-        c.arg("test").args(b.args).arg("--no-run");
-        crate::run(c)?;
-    }
-
+    // Build the test binaries exactly as the README's `cargo test --workspace` does (same
+    // feature unification, so nothing is rebuilt), then run each kit's binary directly.
+    let binaries = build_test_binaries()?;
     let mut needed: Vec<Service> = Vec::new();
     for b in &options.backends {
         if !needed.contains(&b.service) {
@@ -551,9 +634,20 @@ pub fn integration(args: &[String]) -> Result<(), String> {
             });
             continue;
         }
-        let mut c = cargo();
-        c.arg("test").args(b.args);
-        c.env("CI", "1");
+        let key = (b.package.to_string(), b.test.unwrap_or("lib").to_string());
+        let Some(binary) = binaries.get(&key) else {
+            return Err(format!(
+                "`cargo test --workspace` built no test binary {:?} of package {} (backend {})",
+                key.1, b.package, b.name
+            ));
+        };
+        let mut c = Command::new(&binary.executable);
+        c.current_dir(&binary.package_dir)
+            .env("CARGO_MANIFEST_DIR", &binary.package_dir)
+            .env("CI", "1");
+        if !b.filter.is_empty() {
+            c.arg(b.filter);
+        }
         for (k, v) in &services.env {
             c.env(k, v);
         }
@@ -561,7 +655,7 @@ pub fn integration(args: &[String]) -> Result<(), String> {
         let start = Instant::now();
         let output = c
             .output()
-            .map_err(|e| format!("cannot run cargo test for {}: {e}", b.name))?;
+            .map_err(|e| format!("cannot run the kit of {}: {e}", b.name))?;
         let seconds = start.elapsed().as_secs_f64();
         let text = format!(
             "{}\n{}",
@@ -632,6 +726,18 @@ mod tests {
         let out = "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out\n\
                    test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 5 filtered out";
         assert_eq!(count(out), (5, 1, 1));
+    }
+
+    #[test]
+    fn package_names_from_ids() {
+        assert_eq!(
+            package_name("path+file:///w/crates/storage-sqlite#0.1.0").as_deref(),
+            Some("storage-sqlite")
+        );
+        assert_eq!(
+            package_name("path+file:///w/xtask#xtask-bin@0.1.0").as_deref(),
+            Some("xtask-bin")
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask bench` and `cargo xtask integration`.
 //!
-//! Dependency-free on purpose: it must build in seconds on a clean machine.
+//! Few dependencies on purpose (serde_json only, to read cargo's JSON messages): it must
+//! build in seconds on a clean machine.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
