@@ -42,7 +42,7 @@ pub use unified::{UnifiedStorage, UnifiedStorageBuilder};
 
 #[cfg(feature = "cache")]
 pub use storage_cache;
-#[cfg(feature = "qdrant-local")]
+#[cfg(any(feature = "qdrant-local", feature = "qdrant-remote"))]
 pub use storage_qdrant;
 #[cfg(feature = "sqlite")]
 pub use storage_sqlite;
