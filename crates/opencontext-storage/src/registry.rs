@@ -1,5 +1,6 @@
 //! The backends this build registers, one `cfg`-gated line each.
 
+#[allow(unused_imports)]
 use std::sync::Arc;
 
 #[allow(unused_imports)]
