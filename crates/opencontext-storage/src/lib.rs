@@ -46,7 +46,7 @@ pub use storage_cache;
 pub use storage_chroma;
 #[cfg(feature = "mysql")]
 pub use storage_mysql;
-#[cfg(feature = "qdrant-local")]
+#[cfg(any(feature = "qdrant-local", feature = "qdrant-remote"))]
 pub use storage_qdrant;
 #[cfg(feature = "sqlite")]
 pub use storage_sqlite;

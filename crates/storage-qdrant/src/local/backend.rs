@@ -12,11 +12,9 @@ use qdrant_edge::{
 };
 use serde_json::Value as Json;
 use storage_core::model::{ContextType, JsonMap, ProcessedContext, ScoredContext};
-use storage_core::payload::INDEXED_FIELDS;
 use storage_core::{
-    ErrorKind, Filter, HierarchyQuery, ListQuery, Scope, ScrollQuery, SearchQuery, SimilarTodo,
-    StorageBackend, StorageError, StorageType, VectorCapabilities, VectorStorageBackend,
-    time_bucket, validate,
+    ErrorKind, HierarchyQuery, ListQuery, ScrollQuery, SearchQuery, SimilarTodo, StorageBackend,
+    StorageError, StorageType, VectorCapabilities, VectorStorageBackend, validate,
 };
 use storage_core::{Result, ResultExt};
 
@@ -29,27 +27,16 @@ use super::scroll;
 use super::shard::{Shard, engine_err, source_filter};
 use crate::config::QdrantLocalConfig;
 use crate::filter::{FilterPlan, plan};
-use crate::ids::{point_uuid, todo_point_num};
-use crate::points::{ContextPoint, TODO_FIELD_ID, decode_todo, encode_contexts, todo_payload};
+use crate::ids::point_uuid;
+use crate::points::{ContextPoint, decode_todo, encode_contexts};
+use crate::query::{
+    self, bucket_selected, check_hierarchy, check_search, check_todo_search, clamp_score,
+    merge_hits, order_hierarchy, todo_point, types_or_all, unique_point_uuids,
+};
+use crate::schema::{TODO_COLLECTION, TODO_INDEXES, context_indexes, type_index};
 
 /// Backend name in error messages.
 pub(crate) const BACKEND: &str = "qdrant-local";
-/// Name of the todo collection.
-const TODO_COLLECTION: &str = "todo";
-/// Payload indexes of the context collections: [`INDEXED_FIELDS`] but `context_type`, which
-/// is the same for every point of a collection (one collection per type), so its index would
-/// select everything or nothing while costing index files and flush time.
-fn context_indexes() -> Vec<(&'static str, storage_core::payload::FieldType)> {
-    INDEXED_FIELDS
-        .iter()
-        .filter(|(f, _)| *f != "context_type")
-        .copied()
-        .collect()
-}
-
-/// Payload indexes of the todo collection (`todo_id`, integer: lookups by id in filters).
-const TODO_INDEXES: &[(&str, storage_core::payload::FieldType)] =
-    &[(TODO_FIELD_ID, storage_core::payload::FieldType::Integer)];
 
 /// The Qdrant vector backend in local (embedded) mode: the in-process engine of `qdrant-edge`,
 /// one on-disk shard per context type (and `todo`) under [`QdrantLocalConfig::path`].
@@ -81,13 +68,6 @@ impl std::fmt::Debug for QdrantLocalBackend {
             .field("closed", &self.inner.closed.load(Ordering::Relaxed))
             .finish()
     }
-}
-
-fn type_index(t: ContextType) -> usize {
-    ContextType::ALL
-        .iter()
-        .position(|x| *x == t)
-        .expect("every type is in ALL")
 }
 
 fn not_initialized() -> StorageError {
@@ -298,20 +278,6 @@ impl Drop for Inner {
     }
 }
 
-fn types_or_all(types: Option<&Vec<ContextType>>) -> Vec<ContextType> {
-    match types {
-        Some(ts) => {
-            let mut seen = HashSet::new();
-            ts.iter().copied().filter(|t| seen.insert(*t)).collect()
-        }
-        None => ContextType::ALL.to_vec(),
-    }
-}
-
-fn clamp_score(score: f32) -> f32 {
-    score.clamp(-1.0, 1.0)
-}
-
 impl QdrantLocalBackend {
     /// Opens (creating if needed) the store at `config.path`.
     ///
@@ -340,7 +306,7 @@ impl QdrantLocalBackend {
             let lock = DirLock::acquire(&root)?;
             let shards = ContextType::ALL
                 .into_iter()
-                .map(|t| Shard::open(&root, t.as_str(), &config, &context_indexes()))
+                .map(|t| Shard::open(&root, t.as_str(), &config, &context_indexes(false)))
                 .collect::<Result<Vec<_>>>()?;
             let todo = if config.todo_embeddings {
                 Some(Shard::open(&root, TODO_COLLECTION, &config, TODO_INDEXES)?)
@@ -498,15 +464,11 @@ impl VectorStorageBackend for QdrantLocalBackend {
     async fn delete_contexts(&self, ids: &[String], context_type: ContextType) -> Result<u64> {
         const OP: &str = "delete_contexts";
         self.inner.ensure_open().context(BACKEND, OP)?;
-        let mut seen = HashSet::new();
-        let mut points = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            validate::validate_id(&format!("ids[{i}]"), id).context(BACKEND, OP)?;
-            let p = PointId::Uuid(point_uuid(id));
-            if seen.insert(p) {
-                points.push(p);
-            }
-        }
+        let points: Vec<PointId> = unique_point_uuids(ids)
+            .context(BACKEND, OP)?
+            .into_iter()
+            .map(PointId::Uuid)
+            .collect();
         if points.is_empty() {
             return Ok(0);
         }
@@ -616,15 +578,7 @@ impl VectorStorageBackend for QdrantLocalBackend {
     async fn search(&self, query: &SearchQuery) -> Result<Vec<ScoredContext>> {
         const OP: &str = "search";
         self.inner.ensure_open().context(BACKEND, OP)?;
-        validate::validate_vector("query vector", &query.vector, self.dimension())
-            .context(BACKEND, OP)?;
-        if let Some(t) = query.score_threshold.filter(|t| !t.is_finite()) {
-            return Err(StorageError::invalid_input(format!(
-                "score_threshold is {t}; it must be finite"
-            )))
-            .context(BACKEND, OP);
-        }
-        let plan = plan(query.filter.as_ref(), &query.scope).context(BACKEND, OP)?;
+        let plan = check_search(query, self.dimension()).context(BACKEND, OP)?;
         if query.top_k == 0 {
             return Ok(Vec::new());
         }
@@ -640,11 +594,7 @@ impl VectorStorageBackend for QdrantLocalBackend {
                     .unwrap_or_default();
                 hits.extend(found);
             }
-            if let Some(threshold) = q.score_threshold {
-                hits.retain(|h: &Hit| h.score >= threshold);
-            }
-            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-            hits.truncate(q.top_k);
+            let hits = merge_hits(hits, q.score_threshold, q.top_k);
             // Only the survivors of the merge are decoded (with all types searched, up to
             // five times `top_k` hits come back).
             hits.into_iter()
@@ -683,12 +633,8 @@ impl VectorStorageBackend for QdrantLocalBackend {
     ) -> Result<u64> {
         const OP: &str = "delete_by_source_file";
         self.inner.ensure_open().context(BACKEND, OP)?;
-        validate::validate_id("source_file_key", source_file_key).context(BACKEND, OP)?;
-        if let Some(u) = user_id {
-            validate::validate_id("user_id", u).context(BACKEND, OP)?;
-        }
+        let edge_filter = source_filter(source_file_key, user_id).context(BACKEND, OP)?;
         let (key, user_id) = (source_file_key.to_owned(), user_id.map(str::to_owned));
-        let edge_filter = source_filter(&key, user_id.as_deref()).context(BACKEND, OP)?;
         let inner = self.inner.clone();
         blocking(OP, move || {
             let targets: Vec<&Shard> = inner.shards.iter().collect();
@@ -725,33 +671,15 @@ impl VectorStorageBackend for QdrantLocalBackend {
     async fn search_by_hierarchy(&self, query: &HierarchyQuery) -> Result<Vec<ScoredContext>> {
         const OP: &str = "search_by_hierarchy";
         self.inner.ensure_open().context(BACKEND, OP)?;
-        time_bucket::validate_range(
-            query.time_bucket_start.as_deref(),
-            query.time_bucket_end.as_deref(),
-        )
-        .context(BACKEND, OP)?;
-        let scope = match &query.user_id {
-            Some(u) => {
-                validate::validate_id("user_id", u).context(BACKEND, OP)?;
-                Scope::user(u.clone())
-            }
-            None => Scope::any(),
-        };
         // Native: level (+ user). The time bucket range is a string range, checked in process.
-        let plan = plan(
-            Some(&Filter::eq("hierarchy_level", query.hierarchy_level)),
-            &scope,
-        )
-        .context(BACKEND, OP)?;
+        let plan = check_hierarchy(query).context(BACKEND, OP)?;
         if query.top_k == 0 {
             return Ok(Vec::new());
         }
         let q = query.clone();
         let inner = self.inner.clone();
         blocking(OP, move || {
-            let (start, end) = (q.time_bucket_start.as_deref(), q.time_bucket_end.as_deref());
-            let bounded = start.is_some() || end.is_some();
-            let mut found: Vec<(String, ProcessedContext)> = Vec::new();
+            let mut found: Vec<(String, String, ProcessedContext)> = Vec::new();
             inner.shard(q.context_type).read(|edge| {
                 walk(edge, &plan, false, |r| {
                     let bucket = r
@@ -760,24 +688,16 @@ impl VectorStorageBackend for QdrantLocalBackend {
                         .and_then(|p| p.0.get("time_bucket"))
                         .and_then(Json::as_str)
                         .map(str::to_owned);
-                    let keep = match &bucket {
-                        Some(b) => time_bucket::in_range(b, start, end),
-                        None => !bounded,
-                    };
-                    if keep {
-                        found.push((
-                            bucket.unwrap_or_default(),
-                            to_context(r.id, r.payload, None)?,
-                        ));
+                    if bucket_selected(bucket.as_deref(), &q) {
+                        let context = to_context(r.id, r.payload, None)?;
+                        found.push((bucket.unwrap_or_default(), context.id.clone(), context));
                     }
                     Ok(true)
                 })
             })?;
-            found.sort_by(|(ba, a), (bb, b)| ba.cmp(bb).then_with(|| a.id.cmp(&b.id)));
-            Ok(found
+            Ok(order_hierarchy(found, q.top_k)
                 .into_iter()
-                .take(q.top_k)
-                .map(|(_, context)| ScoredContext {
+                .map(|context| ScoredContext {
                     context,
                     score: 1.0,
                 })
@@ -851,14 +771,8 @@ impl VectorStorageBackend for QdrantLocalBackend {
         const OP: &str = "upsert_todo_embedding";
         self.inner.ensure_open().context(BACKEND, OP)?;
         self.inner.todo_shard().context(BACKEND, OP)?;
-        let num = todo_point_num(todo_id).context(BACKEND, OP)?;
-        validate::validate_vector("embedding", embedding, self.dimension()).context(BACKEND, OP)?;
-        if let Some(m) = metadata {
-            for key in m.keys() {
-                storage_core::filter::validate_field_name(key).context(BACKEND, OP)?;
-            }
-        }
-        let payload = todo_payload(todo_id, content, metadata).context(BACKEND, OP)?;
+        let (num, payload) = todo_point(todo_id, content, embedding, metadata, self.dimension())
+            .context(BACKEND, OP)?;
         let vector = embedding.to_vec();
         let inner = self.inner.clone();
         blocking(OP, move || {
@@ -886,14 +800,8 @@ impl VectorStorageBackend for QdrantLocalBackend {
         const OP: &str = "search_similar_todos";
         self.inner.ensure_open().context(BACKEND, OP)?;
         self.inner.todo_shard().context(BACKEND, OP)?;
-        validate::validate_vector("query_embedding", query_embedding, self.dimension())
+        check_todo_search(query_embedding, self.dimension(), similarity_threshold)
             .context(BACKEND, OP)?;
-        if !similarity_threshold.is_finite() {
-            return Err(StorageError::invalid_input(format!(
-                "similarity_threshold is {similarity_threshold}; it must be finite"
-            )))
-            .context(BACKEND, OP);
-        }
         if top_k == 0 {
             return Ok(Vec::new());
         }
@@ -934,7 +842,7 @@ impl VectorStorageBackend for QdrantLocalBackend {
         const OP: &str = "delete_todo_embedding";
         self.inner.ensure_open().context(BACKEND, OP)?;
         self.inner.todo_shard().context(BACKEND, OP)?;
-        let num = todo_point_num(todo_id).context(BACKEND, OP)?;
+        let num = crate::ids::todo_point_num(todo_id).context(BACKEND, OP)?;
         let inner = self.inner.clone();
         blocking(OP, move || {
             Ok(delete_points(&inner, inner.todo_shard()?, vec![PointId::NumId(num)])? > 0)
@@ -991,12 +899,8 @@ fn search_request(
     }
 }
 
-/// A search hit before decoding: its clamped score, context id (for ties) and the point.
-struct Hit {
-    score: f32,
-    id: String,
-    point: qdrant_edge::ScoredPoint,
-}
+/// A search hit of the engine before decoding.
+type Hit = query::Hit<qdrant_edge::ScoredPoint>;
 
 /// Native top-k in one collection. With a string range in the filter, the matching ids are
 /// collected first (cursor + in-process check) and the search is restricted to them, so the
@@ -1029,25 +933,10 @@ fn search_type(
         .into_iter()
         .map(|h| Hit {
             score: clamp_score(h.score),
-            id: context_id(&h),
+            id: query::context_id(h.payload.as_ref().map(|p| &p.0), &h.id),
             point: h,
         })
         .collect())
-}
-
-/// The context id of a hit, as [`to_context`] will decode it: `original_id`, else `id`, else
-/// the point id.
-fn context_id(h: &qdrant_edge::ScoredPoint) -> String {
-    let field = |k: &str| {
-        h.payload
-            .as_ref()
-            .and_then(|p| p.0.get(k))
-            .and_then(Json::as_str)
-            .map(str::to_owned)
-    };
-    field(storage_core::payload::FIELD_ORIGINAL_ID)
-        .or_else(|| field(storage_core::payload::FIELD_ID))
-        .unwrap_or_else(|| h.id.to_string())
 }
 
 /// `limit` contexts after skipping `offset`, in point id order, walking the native cursor.

@@ -1,28 +1,17 @@
-//! Translation of the typed [`Filter`] into the embedded engine's filter.
-//!
-//! | ours                  | qdrant                                                      |
-//! |-----------------------|-------------------------------------------------------------|
-//! | `Eq(k, str/int/bool)` | `match: value`                                              |
-//! | `Eq(k, float)`        | `range: gte = lte = x` (Qdrant matches no float values)     |
-//! | `Ne(k, v)`            | `must_not: [Eq(k, v)]` (a missing field matches)            |
-//! | `In(k, strs/ints)`    | `match: any` (other value kinds: `should` of `Eq`s)         |
-//! | `In(k, [])`           | `has_id: []` (matches nothing)                              |
-//! | `NotIn(k, vs)`        | `must_not: [In(k, vs)]` (a missing field matches)           |
-//! | `Range` (numbers)     | `range` on `f64`                                            |
-//! | `And`/`Or`/`Not`      | `must`/`should`/`must_not` (empty `Or`: `has_id: []`)       |
+//! The embedded engine's filter: the constructors of [`crate::filter::translate`] for
+//! `qdrant-edge` types.
 //!
 //! Ranges with string bounds never reach this module (see [`crate::filter::plan`]).
-//! Keys are used verbatim as top-level payload keys (our payload is flat), so a metadata key
-//! with a dot is not read as a nested path.
 
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
     AnyVariants, Condition, FieldCondition, Filter as EdgeFilter, JsonPath, Match,
     Range as EdgeRange, ValueVariants,
 };
+use storage_core::Filter;
 use storage_core::Result;
-use storage_core::filter::{Range, Value};
-use storage_core::{Filter, StorageError};
+
+use crate::filter::{ConditionBuilder, NumericRange, translate};
 
 /// The engine filter of `filter`.
 ///
@@ -30,150 +19,101 @@ use storage_core::{Filter, StorageError};
 /// [`storage_core::ErrorKind::Unsupported`] for a string range (callers split those off
 /// first; this is a guard, never a silent "match nothing").
 pub(crate) fn to_edge_filter(filter: &Filter) -> Result<EdgeFilter> {
-    Ok(match to_condition(filter)? {
+    Ok(match translate::<Edge>(filter)? {
         Condition::Filter(f) => f,
-        c => must(vec![c]),
+        c => Edge::filter_must(vec![c]),
     })
 }
 
-fn must(conditions: Vec<Condition>) -> EdgeFilter {
-    EdgeFilter {
-        must: Some(conditions),
-        ..EdgeFilter::default()
-    }
-}
+/// [`ConditionBuilder`] for the engine's types.
+struct Edge;
 
-fn should(conditions: Vec<Condition>) -> EdgeFilter {
-    EdgeFilter {
-        should: Some(conditions),
-        ..EdgeFilter::default()
-    }
-}
-
-fn must_not(conditions: Vec<Condition>) -> EdgeFilter {
-    EdgeFilter {
-        must_not: Some(conditions),
-        ..EdgeFilter::default()
-    }
-}
-
-/// A condition no point satisfies. (`should: []` is not one: the engine's counting path
-/// treats an empty `should` as absent.)
-fn nothing() -> Condition {
-    Condition::HasId(std::iter::empty::<qdrant_edge::PointId>().collect())
-}
-
-fn key(field: &str) -> JsonPath {
-    JsonPath {
-        first_key: field.to_owned(),
-        rest: Vec::new(),
-    }
-}
-
-fn field_match(field: &str, m: Match) -> Condition {
-    Condition::Field(FieldCondition::new_match(key(field), m))
-}
-
-fn field_range(field: &str, range: EdgeRange<OrderedFloat<f64>>) -> Condition {
-    Condition::Field(FieldCondition::new_range(key(field), range))
-}
-
-fn to_condition(filter: &Filter) -> Result<Condition> {
-    Ok(match filter {
-        Filter::Eq(f, v) => eq_condition(f, v),
-        Filter::Ne(f, v) => Condition::Filter(must_not(vec![eq_condition(f, v)])),
-        Filter::In(f, vs) => in_condition(f, vs),
-        Filter::NotIn(f, vs) => Condition::Filter(must_not(vec![in_condition(f, vs)])),
-        Filter::Range(f, r) => range_condition(f, r)?,
-        Filter::And(fs) => {
-            Condition::Filter(must(fs.iter().map(to_condition).collect::<Result<_>>()?))
+impl Edge {
+    fn filter_must(conditions: Vec<Condition>) -> EdgeFilter {
+        EdgeFilter {
+            must: Some(conditions),
+            ..EdgeFilter::default()
         }
-        Filter::Or(fs) if fs.is_empty() => nothing(),
-        Filter::Or(fs) => {
-            Condition::Filter(should(fs.iter().map(to_condition).collect::<Result<_>>()?))
+    }
+
+    /// A one-segment path: the key verbatim, dots included.
+    fn key(field: &str) -> JsonPath {
+        JsonPath {
+            first_key: field.to_owned(),
+            rest: Vec::new(),
         }
-        Filter::Not(f) => Condition::Filter(must_not(vec![to_condition(f)?])),
-    })
+    }
+
+    fn field_match(field: &str, m: Match) -> Condition {
+        Condition::Field(FieldCondition::new_match(Self::key(field), m))
+    }
 }
 
-fn eq_condition(field: &str, value: &Value) -> Condition {
-    match value {
-        Value::Str(s) => field_match(field, Match::new_value(ValueVariants::String(s.clone()))),
-        Value::Int(i) => field_match(field, Match::new_value(ValueVariants::Integer(*i))),
-        Value::Bool(b) => field_match(field, Match::new_value(ValueVariants::Bool(*b))),
-        Value::Float(x) => field_range(
+impl ConditionBuilder for Edge {
+    type Condition = Condition;
+
+    fn match_keyword(field: &str, value: &str) -> Condition {
+        Self::field_match(
             field,
+            Match::new_value(ValueVariants::String(value.to_owned())),
+        )
+    }
+
+    fn match_integer(field: &str, value: i64) -> Condition {
+        Self::field_match(field, Match::new_value(ValueVariants::Integer(value)))
+    }
+
+    fn match_bool(field: &str, value: bool) -> Condition {
+        Self::field_match(field, Match::new_value(ValueVariants::Bool(value)))
+    }
+
+    fn match_keywords(field: &str, values: Vec<String>) -> Condition {
+        Self::field_match(
+            field,
+            Match::new_any(AnyVariants::Strings(values.into_iter().collect())),
+        )
+    }
+
+    fn match_integers(field: &str, values: Vec<i64>) -> Condition {
+        Self::field_match(
+            field,
+            Match::new_any(AnyVariants::Integers(values.into_iter().collect())),
+        )
+    }
+
+    fn range(field: &str, r: NumericRange) -> Condition {
+        Condition::Field(FieldCondition::new_range(
+            Self::key(field),
             EdgeRange {
-                gte: Some(OrderedFloat(*x)),
-                lte: Some(OrderedFloat(*x)),
-                gt: None,
-                lt: None,
+                gt: r.gt.map(OrderedFloat),
+                gte: r.gte.map(OrderedFloat),
+                lt: r.lt.map(OrderedFloat),
+                lte: r.lte.map(OrderedFloat),
             },
-        ),
+        ))
     }
-}
 
-fn in_condition(field: &str, values: &[Value]) -> Condition {
-    if values.is_empty() {
-        return nothing();
+    fn must(conditions: Vec<Condition>) -> Condition {
+        Condition::Filter(Self::filter_must(conditions))
     }
-    if let Some(strings) = values
-        .iter()
-        .map(|v| {
-            if let Value::Str(s) = v {
-                Some(s.clone())
-            } else {
-                None
-            }
-        })
-        .collect::<Option<Vec<String>>>()
-    {
-        return field_match(
-            field,
-            Match::new_any(AnyVariants::Strings(strings.into_iter().collect())),
-        );
-    }
-    if let Some(ints) = values
-        .iter()
-        .map(|v| {
-            if let Value::Int(i) = v {
-                Some(*i)
-            } else {
-                None
-            }
-        })
-        .collect::<Option<Vec<i64>>>()
-    {
-        return field_match(
-            field,
-            Match::new_any(AnyVariants::Integers(ints.into_iter().collect())),
-        );
-    }
-    Condition::Filter(should(
-        values.iter().map(|v| eq_condition(field, v)).collect(),
-    ))
-}
 
-fn range_condition(field: &str, range: &Range) -> Result<Condition> {
-    let bound = |v: &Option<Value>| -> Result<Option<OrderedFloat<f64>>> {
-        match v {
-            None => Ok(None),
-            Some(v) => v.as_f64().map(|x| Some(OrderedFloat(x))).ok_or_else(|| {
-                StorageError::unsupported(format!(
-                    "range on '{field}' with a non-numeric bound cannot be evaluated by Qdrant"
-                ))
-            }),
-        }
-    };
-    Ok(field_range(
-        field,
-        EdgeRange {
-            gt: bound(&range.gt)?,
-            gte: bound(&range.gte)?,
-            lt: bound(&range.lt)?,
-            lte: bound(&range.lte)?,
-        },
-    ))
+    fn should(conditions: Vec<Condition>) -> Condition {
+        Condition::Filter(EdgeFilter {
+            should: Some(conditions),
+            ..EdgeFilter::default()
+        })
+    }
+
+    fn must_not(conditions: Vec<Condition>) -> Condition {
+        Condition::Filter(EdgeFilter {
+            must_not: Some(conditions),
+            ..EdgeFilter::default()
+        })
+    }
+
+    fn nothing() -> Condition {
+        Condition::HasId(std::iter::empty::<qdrant_edge::PointId>().collect())
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +126,7 @@ mod tests {
     };
     use serde_json::json;
     use storage_core::JsonMap;
+    use storage_core::filter::Value;
 
     fn records() -> Vec<JsonMap> {
         [
@@ -222,7 +163,7 @@ mod tests {
             ] {
                 edge.update(UpdateOperation::FieldIndexOperation(
                     FieldIndexOperations::CreateIndex(CreateIndex {
-                        field_name: key(field),
+                        field_name: Edge::key(field),
                         field_schema: Some(PayloadFieldSchema::FieldType(schema)),
                     }),
                 ))

@@ -75,13 +75,8 @@ pub(crate) fn scroll(
             FilterPlan::default()
         }
     };
-    let types: VecDeque<ContextType> = match &query.context_types {
-        Some(ts) => {
-            let mut seen = std::collections::HashSet::new();
-            ts.iter().copied().filter(|t| seen.insert(*t)).collect()
-        }
-        None => ContextType::ALL.into_iter().collect(),
-    };
+    let types: VecDeque<ContextType> =
+        crate::query::types_or_all(query.context_types.as_ref()).into();
     let state = State {
         inner,
         types,

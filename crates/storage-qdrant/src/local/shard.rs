@@ -37,7 +37,7 @@ use qdrant_edge::{
 };
 use serde_json::Value as Json;
 use storage_core::payload::FieldType;
-use storage_core::{ErrorKind, Filter, Result, StorageError};
+use storage_core::{ErrorKind, Result, StorageError};
 
 use super::condition::to_edge_filter;
 use super::records::retrieve;
@@ -160,11 +160,7 @@ fn create_indexes(edge: &EdgeShard, indexes: &[(&'static str, PayloadSchemaType)
 
 /// The `source_file_key` (and `user_id`) filter of [`Op::DeleteBySource`].
 pub(crate) fn source_filter(key: &str, user_id: Option<&str>) -> Result<EdgeFilter> {
-    let mut filter = Filter::eq("source_file_key", key);
-    if let Some(u) = user_id {
-        filter = filter.and(Filter::eq("user_id", u));
-    }
-    to_edge_filter(&filter)
+    to_edge_filter(&crate::query::source_file_filter(key, user_id)?)
 }
 
 impl Shard {
