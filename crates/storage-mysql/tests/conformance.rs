@@ -19,7 +19,7 @@ impl DocumentKitHarness for Harness {
     }
 }
 
-/// One test per case of the kit (the list of `storage_core::document_conformance_tests!`).
+/// One test per case of the kit (its one list, from `storage_core::for_each_document_case!`).
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod document_conformance {
@@ -37,24 +37,4 @@ macro_rules! conformance {
     };
 }
 
-conformance!(
-    name_and_type,
-    profile_round_trip,
-    profile_upsert_is_idempotent_and_keeps_created_at,
-    missing_ids_are_none_or_false,
-    tenant_isolation,
-    entity_round_trip_and_upsert_keeps_id,
-    search_entities_matches_name_content_aliases,
-    list_entities_pages_without_gaps,
-    bad_input_is_rejected_and_nothing_written,
-    hostile_values_are_stored_verbatim,
-    vault_round_trip_filters_and_update,
-    todo_round_trip_order_and_status,
-    tips_round_trip_and_paging,
-    conversation_lifecycle,
-    message_lifecycle,
-    message_thinking_sequence,
-    monitoring_aggregates,
-    concurrent_writers_lose_nothing,
-    closed_backend_refuses_calls,
-);
+storage_core::for_each_document_case!(conformance);

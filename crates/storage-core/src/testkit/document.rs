@@ -37,7 +37,19 @@ pub trait DocumentKitHarness: Send + Sync {
 #[macro_export]
 macro_rules! document_conformance_tests {
     ($harness:expr) => {
-        $crate::__document_conformance_cases!($harness;
+        $crate::for_each_document_case!($crate::__document_conformance_cases; $harness);
+    };
+}
+
+/// Calls `$callback!($($args)* ; case_a, case_b, ...)` with the name of every document
+/// conformance case (functions of [`cases`]): the one list of the kit, for backends that wrap
+/// each case themselves (for example to skip when their server is absent), as
+/// [`crate::for_each_vector_case!`] does for the vector kit.
+#[macro_export]
+macro_rules! for_each_document_case {
+    (@list $callback:path; $($args:tt)*) => {
+        $callback!(
+            $($args)*
             name_and_type,
             profile_round_trip,
             profile_upsert_is_idempotent_and_keeps_created_at,
@@ -58,6 +70,12 @@ macro_rules! document_conformance_tests {
             concurrent_writers_lose_nothing,
             closed_backend_refuses_calls,
         );
+    };
+    ($callback:ident) => {
+        $crate::for_each_document_case!(@list $callback; );
+    };
+    ($callback:path; $($args:tt)*) => {
+        $crate::for_each_document_case!(@list $callback; $($args)* ;);
     };
 }
 

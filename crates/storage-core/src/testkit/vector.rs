@@ -44,8 +44,23 @@ pub trait VectorKitHarness: Send + Sync {
 #[macro_export]
 macro_rules! vector_conformance_tests {
     ($harness:expr) => {
-        $crate::__vector_cases!(
-            $harness;
+        $crate::for_each_vector_case!($crate::__vector_cases; $harness);
+    };
+}
+
+/// Calls `$callback!($($args)* ; case_a, case_b, ...)` with the name of every vector
+/// conformance case (functions of [`cases`]): the one list of the kit, for backends that wrap
+/// each case themselves (for example to skip when their server is absent):
+///
+/// ```ignore
+/// macro_rules! kit { ($($case:ident),*) => { $( #[tokio::test] async fn $case() { ... } )* } }
+/// storage_core::for_each_vector_case!(kit);
+/// ```
+#[macro_export]
+macro_rules! for_each_vector_case {
+    (@list $callback:path; $($args:tt)*) => {
+        $callback!(
+            $($args)*
             round_trips_every_field,
             upsert_is_idempotent,
             batch_upsert_returns_ids_in_order,
@@ -69,6 +84,12 @@ macro_rules! vector_conformance_tests {
             collection_names,
             close_then_calls_fail,
         );
+    };
+    ($callback:ident) => {
+        $crate::for_each_vector_case!(@list $callback; );
+    };
+    ($callback:path; $($args:tt)*) => {
+        $crate::for_each_vector_case!(@list $callback; $($args)* ;);
     };
 }
 
