@@ -237,6 +237,11 @@ impl QdrantRemoteConfig {
     /// # Errors
     /// [`storage_core::ErrorKind::Config`] naming the key and the bound.
     pub fn validate(&self) -> Result<()> {
+        if self.grpc_port == 0 {
+            return Err(StorageError::config(
+                "qdrant remote: 'grpc_port' is 0, expected 1 to 65535",
+            ));
+        }
         self.endpoint()?;
         if self.vector_size == 0 || self.vector_size > MAX_VECTOR_SIZE {
             return Err(StorageError::config(format!(
@@ -297,7 +302,22 @@ fn parse_url(url: &str) -> Result<(String, String, Option<u16>)> {
             "has a path or query; gRPC endpoints are host and port only",
         ));
     }
-    Ok((scheme, host, uri.port_u16()))
+    // The URI parser accepts any digits after the host and reports an out-of-range port as
+    // no port at all, which would silently mean `grpc_port`: check the written port.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let after_host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, rest)| rest)
+        .get(host.len()..)
+        .unwrap_or("");
+    let port = match after_host.strip_prefix(':') {
+        None | Some("") => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => return Err(bad(&format!("has port '{p}'; expected 1 to 65535"))),
+        },
+    };
+    Ok((scheme, host, port))
 }
 
 #[cfg(test)]
@@ -316,6 +336,9 @@ mod tests {
             "https://x.cloud.qdrant.io:6334"
         );
         assert_eq!(c("http://127.0.0.1:41234"), "http://127.0.0.1:41234");
+        assert_eq!(c("http://[::1]:7000"), "http://[::1]:7000");
+        assert_eq!(c("http://[::1]"), "http://[::1]:6334");
+        assert_eq!(c("http://user@q:7000"), "http://q:7000");
         let mut h = QdrantRemoteConfig::new("", 8);
         h.url = None;
         h.host = Some("qdrant".into());
@@ -327,6 +350,9 @@ mod tests {
             "ftp://x",
             "http://x:6333/prefix",
             "http://",
+            "http://x:99999",
+            "http://x:0",
+            "http://[::1]:70000",
         ] {
             let e = QdrantRemoteConfig::new(bad, 8).endpoint().unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
