@@ -985,3 +985,73 @@ async fn bad_todo_input_is_refused_before_any_request() {
     assert_eq!(found[0].todo_id, 7);
     assert_eq!(found[0].content, "write report");
 }
+
+/// An API key that cannot be a header value (a trailing newline from a key file, non-ASCII)
+/// is a `Config` error that does not show the key, before any request. (qdrant-client itself
+/// would fail every call with a message quoting the key.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_api_key_is_a_config_error_that_hides_the_key() {
+    let server = grpc_server::start(Some("topsecret-value")).await;
+    for key in ["topsecret-value\n", "topsecret-välue", "top\tsecret-value"] {
+        let before = server.state.calls("collection_exists");
+        let e = QdrantRemoteBackend::connect(config(&server.url).with_api_key(key))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(e.to_string().contains("'api_key'"), "{e}");
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains("topsecret"), "{shown}");
+        assert_eq!(
+            server.state.calls("collection_exists"),
+            before,
+            "no request"
+        );
+    }
+}
+
+/// Finite vectors whose norm overflows or underflows `f32` (components near `f32::MAX` or
+/// subnormal): either refused as invalid input or stored so that reads and searches stay
+/// finite; never a panic, a NaN score or a corrupted neighbour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_magnitude_vectors_never_give_nan() {
+    let server = grpc_server::start(None).await;
+    let backend = connect(&server.url).await;
+    let normal = ctx("normal", ContextType::Event, 0.5);
+    backend.upsert_processed_context(&normal).await.unwrap();
+    for (id, v) in [
+        ("huge", vec![3e38_f32, 3e38, 0.0, 0.0]),
+        ("tiny", vec![1e-40_f32, 0.0, 1e-40, 0.0]),
+    ] {
+        let mut c = ctx(id, ContextType::Event, 0.0);
+        c.vectorize.vector = Some(v);
+        match backend.upsert_processed_context(&c).await {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::InvalidInput, "{id}: {e}");
+                continue;
+            }
+        }
+        let back = backend
+            .get_processed_context(id, ContextType::Event, true)
+            .await
+            .unwrap()
+            .unwrap();
+        let stored = back.vectorize.vector.unwrap();
+        assert!(stored.iter().all(|x| x.is_finite()), "{id}: {stored:?}");
+    }
+    for q in [vec![1.0, 1.0, 0.0, 0.0], vec![3e38_f32, 3e38, 0.0, 0.0]] {
+        let hits = backend
+            .search(&SearchQuery::new(q.clone()).top_k(10))
+            .await
+            .unwrap();
+        assert!(!hits.is_empty());
+        for h in &hits {
+            assert!(
+                h.score.is_finite() && (-1.0..=1.0).contains(&h.score),
+                "{q:?}: {} scored {}",
+                h.context.id,
+                h.score
+            );
+        }
+    }
+}
