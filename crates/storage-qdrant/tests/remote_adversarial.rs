@@ -152,7 +152,7 @@ async fn odd_ids_round_trip_unchanged() {
     // Deleting one UUID spelling leaves the others.
     assert_eq!(
         backend
-            .delete_contexts(&[uuid_upper.clone()], ContextType::Knowledge)
+            .delete_contexts(std::slice::from_ref(&uuid_upper), ContextType::Knowledge)
             .await
             .unwrap(),
         1
