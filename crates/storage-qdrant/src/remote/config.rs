@@ -29,7 +29,7 @@ use crate::config::MAX_VECTOR_SIZE;
 /// `url` naming another port is taken to be the gRPC endpoint itself. Unknown keys (such as
 /// `prefer_grpc` or `prefix`) are ignored. See the
 /// [Qdrant API reference](https://api.qdrant.tech/api-reference) and the crate docs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct QdrantRemoteConfig {
     /// Server address, `http://host[:port]` or `https://host[:port]`, without a path.
     #[serde(default, deserialize_with = "empty_is_none")]
@@ -237,7 +237,26 @@ impl QdrantRemoteConfig {
     /// # Errors
     /// [`storage_core::ErrorKind::Config`] naming the key and the bound.
     pub fn validate(&self) -> Result<()> {
+        if self.grpc_port == 0 {
+            return Err(StorageError::config(
+                "qdrant remote: 'grpc_port' is 0, expected 1 to 65535",
+            ));
+        }
         self.endpoint()?;
+        // qdrant-client sends the key as a header and, when it is not a valid header value,
+        // fails every call with a message that contains the key: refuse it here, unshown.
+        if let Some(key) = &self.api_key
+            && let Some(c) = key.expose().chars().find(|c| !matches!(c, ' '..='~'))
+        {
+            return Err(StorageError::config(format!(
+                "qdrant remote: 'api_key' contains {}, but only printable ASCII characters                  are allowed in the api-key header (the key is not shown)",
+                if c.is_ascii_control() {
+                    format!("the control character {:?}", c.escape_default().to_string())
+                } else {
+                    "a non-ASCII character".to_owned()
+                }
+            )));
+        }
         if self.vector_size == 0 || self.vector_size > MAX_VECTOR_SIZE {
             return Err(StorageError::config(format!(
                 "qdrant remote: 'vector_size' is {}, expected 1 to {MAX_VECTOR_SIZE}",
@@ -276,9 +295,44 @@ impl QdrantRemoteConfig {
     }
 }
 
+/// `url` with any user credentials (`user:password@`) replaced by `***@`, for messages.
+fn redact_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// The API key and any credentials in `url` are not shown.
+impl std::fmt::Debug for QdrantRemoteConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QdrantRemoteConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("grpc_port", &self.grpc_port)
+            .field("https", &self.https)
+            .field("api_key", &self.api_key)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_retries", &self.max_retries)
+            .field("retry_backoff_ms", &self.retry_backoff_ms)
+            .field("vector_size", &self.vector_size)
+            .field("todo_embeddings", &self.todo_embeddings)
+            .field("collection_prefix", &self.collection_prefix)
+            .field("upsert_batch_size", &self.upsert_batch_size)
+            .finish()
+    }
+}
+
 /// `(scheme, host, port)` of a `url` value.
 fn parse_url(url: &str) -> Result<(String, String, Option<u16>)> {
-    let bad = |why: &str| StorageError::config(format!("qdrant remote: 'url' {url:?} {why}"));
+    let shown = redact_url(url);
+    let bad = |why: &str| StorageError::config(format!("qdrant remote: 'url' {shown:?} {why}"));
     let uri: tonic::codegen::http::Uri = url
         .parse()
         .map_err(|e| bad(&format!("is not a URL: {e}")))?;
@@ -297,7 +351,23 @@ fn parse_url(url: &str) -> Result<(String, String, Option<u16>)> {
             "has a path or query; gRPC endpoints are host and port only",
         ));
     }
-    Ok((scheme, host, uri.port_u16()))
+    // The URI parser accepts any digits after the host and reports an out-of-range port as
+    // no port at all, which would silently mean `grpc_port`: check the written port.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    if authority.contains('@') {
+        return Err(bad(
+            "contains user credentials, which gRPC does not send; use 'api_key'",
+        ));
+    }
+    let after_host = authority.get(host.len()..).unwrap_or("");
+    let port = match after_host.strip_prefix(':') {
+        None | Some("") => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => return Err(bad(&format!("has port '{p}'; expected 1 to 65535"))),
+        },
+    };
+    Ok((scheme, host, port))
 }
 
 #[cfg(test)]
@@ -316,6 +386,8 @@ mod tests {
             "https://x.cloud.qdrant.io:6334"
         );
         assert_eq!(c("http://127.0.0.1:41234"), "http://127.0.0.1:41234");
+        assert_eq!(c("http://[::1]:7000"), "http://[::1]:7000");
+        assert_eq!(c("http://[::1]"), "http://[::1]:6334");
         let mut h = QdrantRemoteConfig::new("", 8);
         h.url = None;
         h.host = Some("qdrant".into());
@@ -327,6 +399,10 @@ mod tests {
             "ftp://x",
             "http://x:6333/prefix",
             "http://",
+            "http://x:99999",
+            "http://x:0",
+            "http://[::1]:70000",
+            "http://user:pw@q:7000",
         ] {
             let e = QdrantRemoteConfig::new(bad, 8).endpoint().unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
@@ -355,6 +431,19 @@ mod tests {
         let debug = format!("{c:?}");
         assert!(!debug.contains("k3y"), "{debug}");
         assert_eq!(c.api_key.as_ref().unwrap().expose(), "k3y");
+    }
+
+    #[test]
+    fn credentials_in_url_are_never_shown() {
+        assert_eq!(redact_url("http://u:pw@q:1/x"), "http://***@q:1/x");
+        assert_eq!(redact_url("http://q:1"), "http://q:1");
+        assert_eq!(redact_url("http://q/a@b"), "http://q/a@b");
+        let c = QdrantRemoteConfig::new("http://admin:hunter2@q:6333/p", 8);
+        let e = c.validate().unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("***@q"), "{debug}");
     }
 
     #[test]

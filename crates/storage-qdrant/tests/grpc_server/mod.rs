@@ -67,6 +67,8 @@ pub struct State {
     api_key: Option<String>,
     calls: Mutex<BTreeMap<&'static str, u64>>,
     failures: Mutex<Vec<Status>>,
+    /// Failures of one method: calls to let through first, then the statuses in order.
+    method_failures: Mutex<HashMap<&'static str, (u64, Vec<Status>)>>,
 }
 
 impl State {
@@ -80,6 +82,17 @@ impl State {
         let mut f = self.failures.lock().unwrap();
         *f = statuses;
         f.reverse();
+    }
+
+    /// The calls of `method` after the next `pass` ones fail with these statuses, in order
+    /// (other methods are not affected).
+    pub fn fail_method_after(&self, method: &'static str, pass: u64, statuses: Vec<Status>) {
+        let mut statuses = statuses;
+        statuses.reverse();
+        self.method_failures
+            .lock()
+            .unwrap()
+            .insert(method, (pass, statuses));
     }
 
     /// The payload indexes of a collection, by field.
@@ -117,6 +130,13 @@ impl State {
         if let Some(status) = self.failures.lock().unwrap().pop() {
             return Err(status);
         }
+        if let Some((pass, statuses)) = self.method_failures.lock().unwrap().get_mut(method) {
+            if *pass > 0 {
+                *pass -= 1;
+            } else if let Some(status) = statuses.pop() {
+                return Err(status);
+            }
+        }
         Ok(())
     }
 }
@@ -131,6 +151,7 @@ pub async fn start(api_key: Option<&str>) -> TestServer {
         api_key: api_key.map(str::to_owned),
         calls: Mutex::new(BTreeMap::new()),
         failures: Mutex::new(Vec::new()),
+        method_failures: Mutex::new(HashMap::new()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
