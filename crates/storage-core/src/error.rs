@@ -3,6 +3,20 @@
 //! Modelled on OpenDAL's error: a [`ErrorKind`] says *what* went wrong, a separate retryable
 //! flag says whether trying again may help, and the operation and backend name say *where*.
 //! Callers decide to retry with [`StorageError::is_retryable`] without parsing messages.
+//!
+//! # Failed writes: not applied, or outcome unknown
+//!
+//! A write that fails before the request left the client (bad input, a refused connection, a
+//! pool that had no free connection) was **not applied**. A write whose request was sent but
+//! whose answer never came (the connection dropped during the commit, the call timed out
+//! after the request was written) may or may not have been applied: its
+//! [`StorageError::outcome`] is [`WriteOutcome::Unknown`]. The rule every backend follows:
+//!
+//! * an error with an unknown outcome is retryable only when the operation is idempotent
+//!   (an upsert by key, a delete by id): repeating it gives the same stored state;
+//! * for a non-idempotent write (an insert that allocates a new auto-increment id, an
+//!   increment, a list push) an unknown outcome is **not** retryable: repeating it could
+//!   store the record twice. The caller reads back to find out what happened.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -72,6 +86,19 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// Whether a failed write may have changed stored data. See the module docs for the rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum WriteOutcome {
+    /// The call changed nothing: it failed before its request reached the server, or the
+    /// server refused it. Also the value for reads.
+    #[default]
+    NotApplied,
+    /// The request was sent, but its result never arrived: it may or may not have been
+    /// applied. Retrying a non-idempotent write could apply it twice.
+    Unknown,
+}
+
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The error returned by every storage operation.
@@ -81,6 +108,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub struct StorageError {
     kind: ErrorKind,
     retryable: bool,
+    outcome: WriteOutcome,
     operation: Cow<'static, str>,
     backend: Cow<'static, str>,
     message: String,
@@ -93,6 +121,7 @@ impl StorageError {
         StorageError {
             kind,
             retryable: kind.default_retryable(),
+            outcome: WriteOutcome::NotApplied,
             operation: Cow::Borrowed(""),
             backend: Cow::Borrowed(""),
             message: message.into(),
@@ -159,6 +188,26 @@ impl StorageError {
         self
     }
 
+    /// Mark the write as possibly applied ([`WriteOutcome::Unknown`]). `idempotent` says
+    /// whether repeating the same call is safe: when it is not, the error is no longer
+    /// retryable, whatever its kind.
+    pub fn with_outcome_unknown(mut self, idempotent: bool) -> Self {
+        self.outcome = WriteOutcome::Unknown;
+        if !idempotent {
+            self.retryable = false;
+        }
+        if !self.message.contains("may or may not have been applied") {
+            self.message
+                .push_str(" (the write may or may not have been applied)");
+        }
+        self
+    }
+
+    /// Whether the failed call may have changed stored data.
+    pub fn outcome(&self) -> WriteOutcome {
+        self.outcome
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -206,6 +255,7 @@ impl fmt::Debug for StorageError {
         f.debug_struct("StorageError")
             .field("kind", &self.kind)
             .field("retryable", &self.retryable)
+            .field("outcome", &self.outcome)
             .field("operation", &self.operation)
             .field("backend", &self.backend)
             .field("message", &self.message)
@@ -266,6 +316,20 @@ mod tests {
                 .set_retryable(true)
                 .is_retryable()
         );
+    }
+
+    #[test]
+    fn unknown_outcome_of_a_non_idempotent_write_is_not_retryable() {
+        let err = StorageError::new(ErrorKind::Unavailable, "connection reset during commit");
+        assert_eq!(err.outcome(), WriteOutcome::NotApplied);
+        let insert = err.with_outcome_unknown(false);
+        assert_eq!(insert.outcome(), WriteOutcome::Unknown);
+        assert!(!insert.is_retryable());
+        assert!(insert.to_string().contains("may or may not have been applied"));
+        let upsert =
+            StorageError::new(ErrorKind::Timeout, "no answer").with_outcome_unknown(true);
+        assert!(upsert.is_retryable());
+        assert_eq!(upsert.outcome(), WriteOutcome::Unknown);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use backend::*;
 pub use config::{AppConfig, BackendConfig};
 pub use document::*;
 pub use embedder::*;
-pub use error::{ErrorKind, Result, ResultExt, StorageError};
+pub use error::{ErrorKind, Result, ResultExt, StorageError, WriteOutcome};
 pub use factory::*;
 pub use filter::{Filter, Scope, Value};
 pub use model::*;
