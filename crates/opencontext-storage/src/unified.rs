@@ -124,7 +124,9 @@ impl UnifiedStorage {
     /// against `base_dir` (the current directory when `None`, as in the original).
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] when storage is disabled, no backend is configured, a backend
+    /// [`ErrorKind::Config`] when storage is disabled, `storage.naive_timezone` is not a known
+    /// zone (it is applied to the whole process before any backend opens; see
+    /// [`crate::time::NaiveZone`]), no backend is configured, a backend
     /// name is not registered, or an embedder is configured but the `openai` feature is off
     /// or its dimension differs from the vector backend's; any error a backend's constructor
     /// returns (opening files, connecting).
@@ -136,6 +138,7 @@ impl UnifiedStorage {
         if !config.storage.enabled {
             return Err(StorageError::config("storage.enabled is false"));
         }
+        config.storage.apply_naive_timezone()?;
         let ctx = FactoryContext {
             consumption_enabled: config.consumption.enabled,
             base_dir,

@@ -213,7 +213,7 @@ mod tests {
             "update_time": "2025-05-01T08:00:00", "update_time_ts": 1746086400,
             "is_processed": false, "has_compression": false, "call_count": 0,
             "merge_count": 0, "duration_count": 1, "enable_merge": false,
-            "is_happened": false, "hierarchy_level": 0, "children_ids": "[]", "user_id": "u1"
+            "is_happend": false, "hierarchy_level": 0, "children_ids": "[]", "user_id": "u1"
         });
         let c = from_parts("abc", Some("body"), meta.as_object().cloned(), None).unwrap();
         assert_eq!(c.id, "abc");

@@ -150,7 +150,7 @@ async fn reads_records_in_the_original_layout_and_names_collections_like_it() {
         "event_time": "2025-05-01T08:00:00", "event_time_ts": 1746086400,
         "update_time": "2025-05-01T08:00:00", "update_time_ts": 1746086400,
         "is_processed": false, "has_compression": false, "call_count": 0, "merge_count": 0,
-        "duration_count": 1, "enable_merge": false, "is_happened": false,
+        "duration_count": 1, "enable_merge": false, "is_happend": true,
         "hierarchy_level": 0, "children_ids": "[]", "user_id": "u1", "custom": "{\"k\": 1}"
     });
     let r = client
@@ -175,6 +175,11 @@ async fn reads_records_in_the_original_layout_and_names_collections_like_it() {
     assert_eq!(c.extracted_data.keywords, vec!["a", "b"]);
     assert_eq!(c.vectorize.text.as_deref(), Some("written by the original"));
     assert_eq!(c.metadata["custom"], json!({"k": 1}));
+    assert!(
+        c.properties.is_happened,
+        "the original's `is_happend` is read"
+    );
+    assert!(!c.metadata.contains_key("is_happend"));
     assert_eq!(c.vectorize.vector.as_ref().map(Vec::len), Some(DIM));
     let hits = b
         .search(&SearchQuery::new(vec![1.0, 0., 0., 0., 0., 0., 0., 0.]).scope(Scope::user("u1")))

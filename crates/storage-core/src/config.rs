@@ -55,6 +55,14 @@ pub struct StorageConfig {
     /// `default: true`, else the first of each type).
     #[serde(default)]
     pub backends: Vec<BackendConfig>,
+    /// The time zone of naive stored datetimes (no UTC offset), as the original wrote them
+    /// with `datetime.now()`: `"local"` (the default: the machine's zone), `"UTC"`, an offset
+    /// such as `"+08:00"`, or an IANA name such as `"Asia/Shanghai"`. It applies to the whole
+    /// process (see [`crate::time::NaiveZone`] and [`crate::time::set_default_naive_zone`]):
+    /// naive values are read in it, and the SQL backends write naive values in it, as the
+    /// original did, so that both read each other's rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub naive_timezone: Option<String>,
 }
 
 impl Default for StorageConfig {
@@ -62,7 +70,27 @@ impl Default for StorageConfig {
         StorageConfig {
             enabled: true,
             backends: Vec::new(),
+            naive_timezone: None,
         }
+    }
+}
+
+impl StorageConfig {
+    /// Applies [`StorageConfig::naive_timezone`] to the process (nothing when unset).
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Config`] naming `storage.naive_timezone` when the zone is unknown.
+    pub fn apply_naive_timezone(&self) -> Result<()> {
+        if let Some(name) = &self.naive_timezone {
+            let zone = crate::time::NaiveZone::parse(name).map_err(|e| {
+                StorageError::config(format!(
+                    "invalid config at `storage.naive_timezone`: {}",
+                    e.message()
+                ))
+            })?;
+            crate::time::set_default_naive_zone(zone);
+        }
+        Ok(())
     }
 }
 

@@ -25,7 +25,7 @@ use crate::error::{Result, StorageError};
 use crate::model::{
     ContentFormat, ContextProperties, ExtractedData, JsonMap, ProcessedContext, Vectorize,
 };
-use crate::time::{format_timestamp, unix_seconds};
+use crate::time::{Parsed, format_timestamp, parse_aware_or_naive, unix_seconds};
 
 /// Payload key of the context id.
 pub const FIELD_ID: &str = "id";
@@ -33,6 +33,11 @@ pub const FIELD_ID: &str = "id";
 pub const FIELD_ORIGINAL_ID: &str = "original_id";
 /// Payload key of the embedded text.
 pub const FIELD_DOCUMENT: &str = "document";
+/// Payload key of [`ContextProperties::is_happened`], spelled as the original spells it.
+pub const FIELD_IS_HAPPEND: &str = "is_happend";
+/// The spelling earlier versions of this library wrote; read as [`FIELD_IS_HAPPEND`], never
+/// written.
+pub const FIELD_IS_HAPPENED_ALIAS: &str = "is_happened";
 
 const EXTRACTED_FIELDS: &[&str] = &[
     "title",
@@ -55,7 +60,8 @@ const PROPERTY_FIELDS: &[&str] = &[
     "merge_count",
     "duration_count",
     "enable_merge",
-    "is_happened",
+    FIELD_IS_HAPPEND,
+    FIELD_IS_HAPPENED_ALIAS,
     "last_call_time",
     "file_path",
     "raw_type",
@@ -217,6 +223,12 @@ pub fn from_payload(
     let mut vectorize = Map::new();
     let mut metadata = Map::new();
 
+    // The original wrote naive local times next to exact epoch seconds (`int(dt.timestamp())`):
+    // the pair gives the instant and the writer's offset, whatever zone this machine is in.
+    for name in DATETIME_FIELDS {
+        resolve_naive_with_epoch(&mut payload, name);
+    }
+
     let derived_ts: Vec<String> = payload
         .keys()
         .filter_map(|k| k.strip_suffix("_ts"))
@@ -225,6 +237,11 @@ pub fn from_payload(
         .collect();
     for k in derived_ts {
         payload.remove(&k);
+    }
+
+    // Both spellings at once would be a duplicate field for serde: the original's wins.
+    if payload.contains_key(FIELD_IS_HAPPEND) {
+        payload.remove(FIELD_IS_HAPPENED_ALIAS);
     }
 
     if let Some(doc) = payload.remove(FIELD_DOCUMENT) {
@@ -267,6 +284,37 @@ pub fn from_payload(
         vectorize,
         metadata,
     })
+}
+
+/// Replaces a naive datetime string by the aware one its `<name>_ts` companion pins down.
+/// Anything else (aware strings, no companion, a companion that disagrees by a day or more) is
+/// left for the model's parser, which reads naive values in the default naive zone.
+fn resolve_naive_with_epoch(payload: &mut JsonMap, name: &str) {
+    let Some(Json::String(text)) = payload.get(name) else {
+        return;
+    };
+    let Ok(Parsed::Naive(naive)) = parse_aware_or_naive(text) else {
+        return;
+    };
+    let Some(epoch) = payload.get(&format!("{name}_ts")).and_then(Json::as_i64) else {
+        return;
+    };
+    // `_ts` is truncated toward zero: whole seconds of the wall clock minus it is the offset,
+    // up to a second, so round to whole minutes (every zone in use today has them).
+    let wall = naive.and_utc().timestamp();
+    let Some(diff) = wall.checked_sub(epoch) else {
+        return;
+    };
+    let minutes = (diff as f64 / 60.0).round() as i64;
+    if minutes.abs() >= 24 * 60 {
+        return;
+    }
+    let Some(offset) = chrono::FixedOffset::east_opt((minutes * 60) as i32) else {
+        return;
+    };
+    if let chrono::LocalResult::Single(t) = chrono::TimeZone::from_local_datetime(&offset, &naive) {
+        payload.insert(name.to_owned(), Json::String(format_timestamp(&t)));
+    }
 }
 
 /// Known list fields are JSON-decoded when stored as strings (they may also arrive as native
@@ -378,7 +426,7 @@ mod tests {
             "update_time": "2025-05-01T08:00:00", "update_time_ts": 1746086400,
             "is_processed": false, "has_compression": false, "call_count": 0,
             "merge_count": 0, "duration_count": 1, "enable_merge": false,
-            "is_happened": false, "hierarchy_level": 0, "children_ids": "[]",
+            "is_happend": true, "hierarchy_level": 0, "children_ids": "[]",
             "user_id": "u1", "custom": "{\"a\": 1}"
         });
         let c = from_payload(p.as_object().unwrap().clone(), "uuid", None).unwrap();
@@ -387,6 +435,58 @@ mod tests {
         assert_eq!(c.vectorize.text.as_deref(), Some("body"));
         assert_eq!(c.metadata["custom"], json!({"a": 1}));
         assert!(!c.metadata.contains_key("create_time_ts"));
+        assert!(
+            c.properties.is_happened,
+            "the original's `is_happend` is read"
+        );
+        assert!(!c.metadata.contains_key("is_happend"));
+    }
+
+    #[test]
+    fn is_happened_is_written_in_the_original_spelling_and_both_are_read() {
+        let mut c = full_context();
+        c.properties.is_happened = true;
+        let p = to_payload(&c).unwrap();
+        assert_eq!(p.get(FIELD_IS_HAPPEND), Some(&json!(true)));
+        assert!(!p.contains_key(FIELD_IS_HAPPENED_ALIAS));
+
+        // What earlier versions of this library wrote.
+        let mut old = p.clone();
+        old.remove(FIELD_IS_HAPPEND);
+        old.insert(FIELD_IS_HAPPENED_ALIAS.into(), json!(true));
+        let back = from_payload(old, "x", None).unwrap();
+        assert!(back.properties.is_happened);
+        assert!(back.metadata.is_empty() || !back.metadata.contains_key("is_happened"));
+
+        // Both at once: the original's spelling wins, nothing leaks into metadata.
+        let mut both = p;
+        both.insert(FIELD_IS_HAPPENED_ALIAS.into(), json!(false));
+        let back = from_payload(both, "x", None).unwrap();
+        assert!(back.properties.is_happened);
+        assert!(!back.metadata.contains_key("is_happened"));
+        assert!(!back.metadata.contains_key("is_happend"));
+        assert!(is_reserved_key("is_happend") && is_reserved_key("is_happened"));
+    }
+
+    #[test]
+    fn naive_times_of_the_original_take_their_offset_from_the_ts_companion() {
+        // Written by the original in UTC+8: naive local strings, exact epoch seconds.
+        let p = json!({
+            "id": "n1", "context_type": "event",
+            "create_time": "2025-05-01 08:00:00.250000", "create_time_ts": 1746057600,
+            "event_time": "2025-05-01T08:00:00", "event_time_ts": 1746057600,
+            "update_time": "2025-05-01T08:00:00", "update_time_ts": 1746057600
+        });
+        let c = from_payload(p.as_object().unwrap().clone(), "n1", None).unwrap();
+        for t in [
+            c.properties.create_time,
+            c.properties.event_time,
+            c.properties.update_time,
+        ] {
+            assert_eq!(t.offset().local_minus_utc(), 8 * 3600);
+            assert_eq!(t.timestamp(), 1746057600);
+        }
+        assert_eq!(c.properties.create_time.timestamp_subsec_millis(), 250);
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub(crate) const CONTEXT_FIELDS: &[(&str, FieldKind)] = &[
     ("is_processed", FieldKind::Bool),
     ("has_compression", FieldKind::Bool),
     ("enable_merge", FieldKind::Bool),
-    ("is_happened", FieldKind::Bool),
+    ("is_happend", FieldKind::Bool),
     ("call_count", FieldKind::Long),
     ("merge_count", FieldKind::Long),
     ("duration_count", FieldKind::Long),

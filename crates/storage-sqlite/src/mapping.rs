@@ -2,10 +2,15 @@
 //! and JSON encodings, and the translation of SQLite errors.
 //!
 //! Encodings (those of the original, so both read each other's rows):
-//! - timestamps: text `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC, i.e. Python's `str(datetime)`
-//!   without an offset; this sorts like the instant, so range filters are string comparisons
-//!   that use the indexes. Any form [`storage_core::time::parse_timestamp`] accepts is read
-//!   (the original's local naive times are read as UTC);
+//! - timestamps: text `YYYY-MM-DD HH:MM:SS[.ffffff]`, naive, in the process's naive zone
+//!   (`storage.naive_timezone`, default the machine's local zone), i.e. Python's
+//!   `str(datetime.now())` as the original wrote it; this sorts like the instant (except
+//!   inside the repeated hour of a daylight-saving change), so range filters are string
+//!   comparisons that use the indexes. Any form [`storage_core::time::parse_timestamp`]
+//!   accepts is read; values with an offset keep it. Note that columns the original left to
+//!   SQLite's `DEFAULT CURRENT_TIMESTAMP` (and its vault update, `updated_at =
+//!   CURRENT_TIMESTAMP`) hold UTC, which the original itself mixed with local times; they
+//!   are read in the naive zone like every naive value;
 //! - lists and metadata: JSON text, non-ASCII kept as is (`json.dumps(..., ensure_ascii=False)`);
 //!   `NULL` and `''` read as empty;
 //! - booleans: integers 0/1.
@@ -14,7 +19,7 @@ use chrono::{Duration, Timelike};
 use rusqlite::types::{Type, ValueRef};
 use rusqlite::{ErrorCode, Row};
 use serde::de::DeserializeOwned;
-use storage_core::time::parse_timestamp;
+use storage_core::time::{default_naive_zone, parse_timestamp};
 use storage_core::{
     Conversation, Entity, ErrorKind, JsonMap, Message, MessageThinking, Profile, StorageError,
     Timestamp, Tip, Todo, Vault,
@@ -88,10 +93,11 @@ pub(crate) fn truncate_micros(t: Timestamp) -> Timestamp {
     t - Duration::nanoseconds(i64::from(nanos % 1_000))
 }
 
-/// The stored form of a timestamp: UTC, `YYYY-MM-DD HH:MM:SS` plus `.ffffff` when the
-/// microseconds are non-zero (Python's `str(datetime)`).
+/// The stored form of a timestamp: the wall-clock time in the naive zone,
+/// `YYYY-MM-DD HH:MM:SS` plus `.ffffff` when the microseconds are non-zero (Python's
+/// `str(datetime)`).
 pub(crate) fn ts_to_sql(t: &Timestamp) -> String {
-    let n = t.naive_utc();
+    let n = default_naive_zone().to_naive(t);
     if n.nanosecond() / 1_000 == 0 {
         n.format("%Y-%m-%d %H:%M:%S").to_string()
     } else {
@@ -154,8 +160,8 @@ pub(crate) fn get_ts_opt(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T
     }
 }
 
-/// The form this crate (and the original) stores, `YYYY-MM-DD HH:MM:SS[.f{1,9}]` in UTC,
-/// parsed without chrono's format machinery (which tries several formats in turn and costs
+/// The form this crate (and the original) stores, `YYYY-MM-DD HH:MM:SS[.f{1,9}]` in the
+/// naive zone, parsed without chrono's format machinery (which tries several formats in turn and costs
 /// about a microsecond per value). `None` for anything else, which then goes through
 /// [`parse_timestamp`]; the results of both agree on this form.
 pub(crate) fn parse_stored_timestamp(text: &str) -> Option<Timestamp> {
@@ -185,7 +191,7 @@ pub(crate) fn parse_stored_timestamp(text: &str) -> Option<Timestamp> {
     let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
     let time =
         chrono::NaiveTime::from_hms_nano_opt(num(11..13)?, num(14..16)?, num(17..19)?, nanos)?;
-    Some(chrono::TimeZone::from_utc_datetime(&chrono::Utc, &date.and_time(time)).fixed_offset())
+    Some(default_naive_zone().from_naive(&date.and_time(time)))
 }
 
 pub(crate) fn get_ts(row: &Row<'_>, idx: usize) -> rusqlite::Result<Timestamp> {
@@ -407,7 +413,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_store_like_python_str_in_utc() {
+    fn timestamps_store_like_python_str_in_the_naive_zone() {
+        // Every test of this binary that depends on the zone sets the same one (UTC); a
+        // non-UTC zone is tested in tests/naive_zone.rs, a process of its own.
+        utc();
         let t = parse_timestamp("2025-03-01T10:00:00+08:00").unwrap();
         assert_eq!(ts_to_sql(&t), "2025-03-01 02:00:00");
         let t = parse_timestamp("2025-03-01T10:00:00.000120+00:00").unwrap();
@@ -416,8 +425,13 @@ mod tests {
         assert_eq!(ts_to_sql(&truncate_micros(t)), "2025-03-01 10:00:00.123456");
     }
 
+    fn utc() {
+        storage_core::time::set_default_naive_zone(storage_core::time::NaiveZone::utc());
+    }
+
     #[test]
     fn fast_timestamp_parsing_agrees_with_parse_timestamp() {
+        utc();
         for text in [
             "2025-03-01 10:00:00",
             "2025-03-01 10:00:00.000120",

@@ -332,6 +332,8 @@ fn user_version(path: &std::path::Path) -> i64 {
 }
 
 async fn read_everything(b: &SqliteBackend) {
+    // This binary reads naive values as UTC; tests/naive_zone.rs reads them in UTC+8.
+    storage_core::time::set_default_naive_zone(storage_core::time::NaiveZone::utc());
     let naive = storage_core::time::parse_timestamp("2025-03-01T10:00:00.123456Z").unwrap();
 
     let vaults = b.get_vaults(&VaultQuery::default()).await.unwrap();
@@ -345,7 +347,7 @@ async fn read_everything(b: &SqliteBackend) {
     assert_eq!(report.parent_id, Some(1));
     assert_eq!(
         report.created_at, naive,
-        "naive Python timestamps read as UTC"
+        "naive Python timestamps read in the naive zone (UTC here)"
     );
     assert_eq!(b.get_reports(10, 0, false).await.unwrap().len(), 2);
 

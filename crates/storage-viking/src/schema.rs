@@ -82,7 +82,7 @@ const BUILTIN: &[(&str, FieldType, bool)] = &[
     ("is_processed", FieldType::Bool, true),
     ("has_compression", FieldType::Bool, true),
     ("enable_merge", FieldType::Bool, true),
-    ("is_happened", FieldType::Bool, true),
+    ("is_happend", FieldType::Bool, true),
     ("call_count", FieldType::Int64, true),
     ("merge_count", FieldType::Int64, true),
     ("duration_count", FieldType::Int64, true),

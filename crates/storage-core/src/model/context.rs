@@ -246,7 +246,11 @@ pub struct ContextProperties {
     #[serde(default)]
     pub enable_merge: bool,
     /// Whether the event has happened.
-    #[serde(default)]
+    ///
+    /// Stored under the original's spelling `is_happend` (sic) in every payload, metadata
+    /// record and JSON form, so data written by the original reads back and the original reads
+    /// ours; `is_happened` (what earlier versions of this library wrote) is accepted on read.
+    #[serde(default, rename = "is_happend", alias = "is_happened")]
     pub is_happened: bool,
     /// When online services last used it.
     #[serde(
@@ -427,7 +431,7 @@ mod tests {
             "is_processed": true, "has_compression": false,
             "update_time": "2025-03-01T10:00:00+08:00",
             "call_count": 2, "merge_count": 0, "duration_count": 1,
-            "enable_merge": false, "is_happened": true,
+            "enable_merge": false, "is_happend": true,
             "user_id": "u1", "device_id": "d1", "agent_id": "a1",
             "hierarchy_level": 1, "children_ids": ["c1", "c2"],
             "time_bucket": "2025-03-01", "source_file_key": "u1:notes.md"

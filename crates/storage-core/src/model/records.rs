@@ -946,9 +946,14 @@ impl NewThinking {
 /// Format of the hourly `time_bucket` of the monitoring tables (`2025-03-01 10:00:00`).
 pub const MONITORING_BUCKET_FORMAT: &str = "%Y-%m-%d %H:00:00";
 
-/// The hourly monitoring bucket of `t`, in UTC (the original used local time).
+/// The hourly monitoring bucket of `t`: its wall-clock hour in the process's naive zone
+/// ([`crate::time::default_naive_zone`], the machine's local zone by default), as the
+/// original's `datetime.now().strftime(...)` wrote it.
 pub fn monitoring_bucket(t: &Timestamp) -> String {
-    t.naive_utc().format(MONITORING_BUCKET_FORMAT).to_string()
+    crate::time::default_naive_zone()
+        .to_naive(t)
+        .format(MONITORING_BUCKET_FORMAT)
+        .to_string()
 }
 
 /// Arguments of [`crate::DocumentStorageBackend::save_monitoring_token_usage`]: added to the
@@ -1481,8 +1486,20 @@ mod tests {
     }
 
     #[test]
-    fn monitoring_bucket_is_hourly_utc() {
+    fn monitoring_bucket_is_the_hour_in_the_naive_zone() {
         let t = parse_timestamp("2025-03-01T10:59:59+08:00").unwrap();
-        assert_eq!(monitoring_bucket(&t), "2025-03-01 02:00:00");
+        let wall = crate::time::default_naive_zone().to_naive(&t);
+        assert_eq!(
+            monitoring_bucket(&t),
+            wall.format("%Y-%m-%d %H:00:00").to_string()
+        );
+        let shanghai = crate::time::NaiveZone::parse("+08:00").unwrap();
+        assert_eq!(
+            shanghai
+                .to_naive(&t)
+                .format(MONITORING_BUCKET_FORMAT)
+                .to_string(),
+            "2025-03-01 10:00:00"
+        );
     }
 }
