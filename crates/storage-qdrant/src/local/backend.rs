@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -58,6 +58,12 @@ pub(crate) struct Inner {
     log: Mutex<RedoLog>,
     closed: AtomicBool,
     lock: Mutex<Option<DirLock>>,
+    /// This store, for the background optimiser thread (set right after construction).
+    me: OnceLock<Weak<Inner>>,
+    /// Whether the background optimiser thread is running (at most one per store).
+    optimizer_running: AtomicBool,
+    /// Optimiser runs the background thread completed (test and benchmark support).
+    optimizer_runs: AtomicU64,
 }
 
 impl std::fmt::Debug for QdrantLocalBackend {
@@ -157,15 +163,22 @@ impl Inner {
                 }
             }
         }
+        let mut optimize = false;
         if failure.is_none() {
             for (shard, w) in targets.iter().zip(writers.iter_mut()) {
-                if let Err(e) = shard.maintain(w) {
-                    failure = Some(e);
-                    break;
+                match shard.maintain(w) {
+                    Ok(wanted) => optimize |= wanted,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
                 }
             }
         }
         drop(writers);
+        if optimize {
+            self.start_optimizer();
+        }
         if let Some(e) = failure {
             // The engine refused a logged record (part of it may be applied). Checkpoint so
             // that it is not replayed at the next open, where it could fail again: what was
@@ -182,13 +195,37 @@ impl Inner {
     }
 
     /// Flushes every shard updated since the last checkpoint, then empties the redo log.
+    /// While the background optimiser runs on a shard its flush is put off, and so is the
+    /// emptying of the log (it still covers that shard's writes): the log may then grow past
+    /// `redo_log_max_kb` until a later write's checkpoint completes.
     fn checkpoint(&self) -> Result<()> {
         let mut writers: Vec<_> = self.all_shards().map(|s| (s, s.lock_writer())).collect();
         let mut log = self.redo();
+        let mut all_flushed = true;
         for (shard, w) in &mut writers {
-            shard.flush_if_dirty(w)?;
+            all_flushed &= shard.flush_if_dirty(w)?;
         }
-        log.reset()
+        if all_flushed { log.reset() } else { Ok(()) }
+    }
+
+    /// Starts the background optimiser thread unless it runs already. It runs the engine's
+    /// optimisers on every shard that asked for them ([`Shard::maintain`]) until none asks,
+    /// then ends. It holds the store only while it works, never a shard's writer lock.
+    fn start_optimizer(&self) {
+        if self.optimizer_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(weak) = self.me.get().cloned() else {
+            self.optimizer_running.store(false, Ordering::Release);
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name("qdrant-optimizer".into())
+            .spawn(move || optimizer_loop(&weak));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the background optimiser thread");
+            self.optimizer_running.store(false, Ordering::Release);
+        }
     }
 
     /// Closes (and so flushes) every shard, then empties the redo log.
@@ -253,9 +290,15 @@ impl Inner {
                 shard.apply(&mut w, entry.op)?;
             }
         }
+        let mut optimize = false;
         for shard in self.all_shards().chain(extra_todo.as_ref()) {
             let mut w = shard.lock_writer();
-            shard.maintain(&mut w)?;
+            optimize |= shard.maintain(&mut w)?;
+        }
+        if let Some(todo) = &extra_todo
+            && todo.wants_optimize()
+        {
+            todo.optimize()?;
         }
         if let Some(todo) = &extra_todo {
             todo.close(&mut todo.lock_writer())?;
@@ -263,7 +306,47 @@ impl Inner {
         if n > 0 {
             tracing::info!(records = n, "replayed the redo log");
         }
-        self.checkpoint()
+        self.checkpoint()?;
+        if optimize {
+            self.start_optimizer();
+        }
+        Ok(())
+    }
+}
+
+/// The background optimiser thread's body (see [`Inner::start_optimizer`]).
+fn optimizer_loop(weak: &Weak<Inner>) {
+    loop {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        if inner.closed.load(Ordering::Acquire) {
+            inner.optimizer_running.store(false, Ordering::Release);
+            return;
+        }
+        let mut ran = false;
+        for shard in inner.all_shards() {
+            match shard.background_optimize() {
+                Ok(true) => {
+                    ran = true;
+                    inner.optimizer_runs.fetch_add(1, Ordering::AcqRel);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(collection = shard.name(), error = %e, "background optimisation failed")
+                }
+            }
+        }
+        if !ran {
+            inner.optimizer_running.store(false, Ordering::Release);
+            // A request that came in after this pass looked at its shard: take it, unless a
+            // new thread was started for it meanwhile.
+            if !inner.all_shards().any(Shard::wants_optimize)
+                || inner.optimizer_running.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+        }
     }
 }
 
@@ -321,7 +404,11 @@ impl QdrantLocalBackend {
                 log: Mutex::new(log),
                 closed: AtomicBool::new(false),
                 lock: Mutex::new(Some(lock)),
+                me: OnceLock::new(),
+                optimizer_running: AtomicBool::new(false),
+                optimizer_runs: AtomicU64::new(0),
             });
+            let _ = inner.me.set(Arc::downgrade(&inner));
             if (!parsed.records.is_empty() || parsed.dropped > 0)
                 && let Err(e) = inner.replay(parsed.records, &root)
             {
@@ -353,8 +440,9 @@ impl QdrantLocalBackend {
 
     /// Runs the engine's optimisers on every collection until they have nothing left to do:
     /// merges small segments, vacuums deleted points and builds the HNSW index of segments
-    /// above `indexing_threshold_kb`. Useful after a bulk load; writes also trigger it after
-    /// `vacuum_after_changes` deletions or overwrites.
+    /// above `indexing_threshold_kb`, in the foreground (writes to a collection wait while it
+    /// is optimised). Useful after a bulk load. Writes start the same work on a background
+    /// thread after `vacuum_after_changes` deletions or overwrites, without waiting for it.
     ///
     /// # Errors
     /// [`ErrorKind::NotInitialized`] after [`StorageBackend::close`]; engine failures.
@@ -368,6 +456,16 @@ impl QdrantLocalBackend {
             Ok(())
         })
         .await
+    }
+
+    /// Test and benchmark support, not part of the API: how many optimiser runs the
+    /// background thread has completed, and whether it is running.
+    #[doc(hidden)]
+    pub fn background_optimizer_state(&self) -> (u64, bool) {
+        (
+            self.inner.optimizer_runs.load(Ordering::Acquire),
+            self.inner.optimizer_running.load(Ordering::Acquire),
+        )
     }
 
     /// Bytes allocated on disk by the store: its collections (segments, write-ahead logs,
@@ -590,7 +688,10 @@ impl VectorStorageBackend for QdrantLocalBackend {
             for t in types {
                 let found = inner
                     .shard(t)
-                    .read(|edge| search_type(edge, &plan, &q.vector, q.top_k, q.need_vector))?
+                    .read(|edge| {
+                        let ef = inner.config.hnsw_ef;
+                        search_type(edge, &plan, &q.vector, q.top_k, q.need_vector, ef)
+                    })?
                     .unwrap_or_default();
                 hits.extend(found);
             }
@@ -811,7 +912,8 @@ impl VectorStorageBackend for QdrantLocalBackend {
             let hits = inner
                 .todo_shard()?
                 .read(|edge| {
-                    edge.search(search_request(vector, None, top_k, false))
+                    let ef = inner.config.hnsw_ef;
+                    edge.search(search_request(vector, None, top_k, false, ef))
                         .map_err(engine_err)
                 })?
                 .unwrap_or_default();
@@ -881,16 +983,23 @@ fn delete_points(inner: &Inner, shard: &Shard, points: Vec<PointId>) -> Result<u
     Ok(deleted.iter().sum())
 }
 
+/// A nearest-neighbour request. `hnsw_ef` is the beam width on segments that have an HNSW
+/// index (at least `limit`); segments without one (the default, see
+/// `QdrantLocalConfig::indexing_threshold_kb`) are scanned exactly.
 fn search_request(
     vector: Vec<f32>,
     filter: Option<qdrant_edge::Filter>,
     limit: usize,
     with_vector: bool,
+    hnsw_ef: usize,
 ) -> SearchRequest {
     SearchRequest {
         query: QueryEnum::Nearest(NamedQuery::default_dense(vector)),
         filter,
-        params: None,
+        params: Some(qdrant_edge::SearchParams {
+            hnsw_ef: Some(hnsw_ef.max(limit)),
+            ..qdrant_edge::SearchParams::default()
+        }),
         limit,
         offset: 0,
         with_payload: Some(WithPayloadInterface::Bool(true)),
@@ -911,6 +1020,7 @@ fn search_type(
     vector: &[f32],
     top_k: usize,
     need_vector: bool,
+    hnsw_ef: usize,
 ) -> Result<Vec<Hit>> {
     let native = native_filter(plan)?;
     let filter = if plan.post.is_some() {
@@ -927,7 +1037,13 @@ fn search_type(
         native
     };
     let hits = edge
-        .search(search_request(vector.to_vec(), filter, top_k, need_vector))
+        .search(search_request(
+            vector.to_vec(),
+            filter,
+            top_k,
+            need_vector,
+            hnsw_ef,
+        ))
         .map_err(engine_err)?;
     Ok(hits
         .into_iter()

@@ -27,7 +27,10 @@ use std::fs;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{
+    Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
+};
 
 use qdrant_edge::{
     CountRequest, CreateIndex, Distance, EdgeConfig, EdgeOptimizersConfig, EdgeShard,
@@ -84,6 +87,15 @@ pub(crate) struct Shard {
     vacuum_after: usize,
     writer: Mutex<WriteState>,
     slot: RwLock<Slot>,
+    /// Held while the engine's optimisers run on this shard. Lock order: `writer`, then this.
+    /// The background optimiser takes only this one, so writes go on while it runs; a flush
+    /// (which the engine must not run concurrently with an optimiser's segment swap) and the
+    /// WAL trim try it and are put off while it is held; close waits for it.
+    optimizing: Mutex<()>,
+    /// Set when enough points changed for the optimisers to be worth a run.
+    optimize_wanted: AtomicBool,
+    /// The background optimiser changed the segments since the last flush.
+    optimized_unflushed: AtomicBool,
 }
 
 impl std::fmt::Debug for Shard {
@@ -103,6 +115,13 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
     l.lock().unwrap_or_else(PoisonError::into_inner)
+}
+fn try_lock<T>(l: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match l.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 /// Flushes WAL and segments; the engine panics on failure, which we turn into an error.
@@ -174,7 +193,8 @@ impl Shard {
     ) -> Result<Shard> {
         let path = root.join(name);
         let optimizers = EdgeOptimizersConfig {
-            indexing_threshold: cfg.indexing_threshold_kb,
+            // 0 tells the engine never to build an HNSW index (exact search at every size).
+            indexing_threshold: Some(cfg.indexing_threshold_kb.unwrap_or(0)),
             ..EdgeOptimizersConfig::default()
         };
         let wal = WalOptions {
@@ -226,6 +246,9 @@ impl Shard {
                 dirty: false,
             }),
             slot: RwLock::new(slot),
+            optimizing: Mutex::new(()),
+            optimize_wanted: AtomicBool::new(false),
+            optimized_unflushed: AtomicBool::new(false),
         })
     }
 
@@ -353,35 +376,69 @@ impl Shard {
         Ok(deleted)
     }
 
-    /// Upkeep after writes: runs the optimisers after `vacuum_after_changes` deletions or
-    /// overwrites, and trims the engine's WAL when it has grown past its bound. Both flush.
-    pub(crate) fn maintain(&self, state: &mut WriteState) -> Result<()> {
+    /// Upkeep after writes: asks for an optimiser run after `vacuum_after_changes` deletions
+    /// or overwrites (returns `true` then; the caller starts the background optimiser), and
+    /// trims the engine's WAL when it has grown past its bound (put off while an optimiser
+    /// runs). Never runs the optimisers itself.
+    pub(crate) fn maintain(&self, state: &mut WriteState) -> Result<bool> {
+        let mut wanted = false;
         if state.changes >= self.vacuum_after {
-            let guard = read(&self.slot);
-            if let Slot::Open(edge) = &*guard {
-                edge.optimize().map_err(engine_err)?;
-                flush(edge)?;
-                state.dirty = false;
-            }
             state.changes = 0;
+            if matches!(*read(&self.slot), Slot::Open(_)) {
+                self.optimize_wanted.store(true, Ordering::Release);
+                wanted = true;
+            }
         }
-        if dir_size(&self.path.join(WAL_DIR)) > self.wal_max_bytes {
+        if dir_size(&self.path.join(WAL_DIR)) > self.wal_max_bytes
+            && let Some(_idle) = try_lock(&self.optimizing)
+        {
             self.reload_trimmed(state)?;
         }
-        Ok(())
+        Ok(wanted)
     }
 
-    /// Flushes the shard if updates were applied since its last flush.
-    pub(crate) fn flush_if_dirty(&self, state: &mut WriteState) -> Result<()> {
-        if !state.dirty {
-            return Ok(());
+    /// Whether an optimiser run was asked for and has not started.
+    pub(crate) fn wants_optimize(&self) -> bool {
+        self.optimize_wanted.load(Ordering::Acquire)
+    }
+
+    /// The background optimiser's work on this shard: runs the engine's optimisers if a run
+    /// was asked for, without the writer lock (the engine's optimisers work on proxies of
+    /// the segments, so updates and searches go on). Returns whether it ran. Not flushed:
+    /// the next checkpoint flushes (the redo log covers every write meanwhile).
+    pub(crate) fn background_optimize(&self) -> Result<bool> {
+        if !self.optimize_wanted.swap(false, Ordering::AcqRel) {
+            return Ok(false);
         }
+        let _running = lock(&self.optimizing);
+        let guard = read(&self.slot);
+        let Slot::Open(edge) = &*guard else {
+            return Ok(false);
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| edge.optimize()))
+            .map_err(|_| StorageError::backend("the engine's optimiser panicked"))?;
+        self.optimized_unflushed.store(true, Ordering::Release);
+        outcome.map_err(engine_err)?;
+        Ok(true)
+    }
+
+    /// Flushes the shard if updates were applied (or the background optimiser ran) since its
+    /// last flush. Returns `false` when it had to put the flush off because an optimiser is
+    /// running; the redo log must then be kept.
+    pub(crate) fn flush_if_dirty(&self, state: &mut WriteState) -> Result<bool> {
+        if !state.dirty && !self.optimized_unflushed.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let Some(_idle) = try_lock(&self.optimizing) else {
+            return Ok(false);
+        };
         let guard = read(&self.slot);
         if let Slot::Open(edge) = &*guard {
             flush(edge)?;
         }
         state.dirty = false;
-        Ok(())
+        self.optimized_unflushed.store(false, Ordering::Release);
+        Ok(true)
     }
 
     /// Drops the shard, removes old WAL segments and loads it again.
@@ -412,6 +469,8 @@ impl Shard {
     /// they have nothing left to do, then flushes.
     pub(crate) fn optimize(&self) -> Result<bool> {
         let mut state = lock(&self.writer);
+        let _running = lock(&self.optimizing);
+        self.optimize_wanted.store(false, Ordering::Release);
         let guard = read(&self.slot);
         if let Some(e) = self.unusable(&guard) {
             return Err(e);
@@ -423,11 +482,15 @@ impl Shard {
         flush(edge)?;
         state.changes = 0;
         state.dirty = false;
+        self.optimized_unflushed.store(false, Ordering::Release);
         Ok(optimized)
     }
 
     /// Flushes and releases the shard; later calls fail with `NotInitialized`.
     pub(crate) fn close(&self, state: &mut WriteState) -> Result<()> {
+        // A background optimiser run finishes first.
+        let _idle = lock(&self.optimizing);
+        self.optimize_wanted.store(false, Ordering::Release);
         let mut slot = write(&self.slot);
         state.dirty = false;
         match std::mem::replace(&mut *slot, Slot::Closed) {
