@@ -350,13 +350,39 @@ impl Filter {
         }
     }
 
-    /// Checks the structure: field names are identifiers (`[A-Za-z_][A-Za-z0-9_.]*`, at most
+    /// Nesting depth: 1 for a condition, plus one per enclosing `and` / `or` / `not`.
+    /// Iterative, so a filter of any depth is measured without recursion.
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(self, 1usize)];
+        while let Some((f, d)) = stack.pop() {
+            deepest = deepest.max(d);
+            match f {
+                Filter::And(fs) | Filter::Or(fs) => stack.extend(fs.iter().map(|x| (x, d + 1))),
+                Filter::Not(x) => stack.push((x, d + 1)),
+                _ => {}
+            }
+        }
+        deepest
+    }
+
+    /// Checks the structure: nesting at most [`MAX_FILTER_DEPTH`] levels, field names are identifiers (`[A-Za-z_][A-Za-z0-9_.]*`, at most
     /// 128 bytes, so they can never break a backend's filter syntax), ranges have a bound and
     /// do not mix strings with numbers, floats are finite.
     ///
     /// # Errors
     /// [`crate::ErrorKind::InvalidInput`] naming the field.
     pub fn validate(&self) -> Result<()> {
+        let depth = self.depth();
+        if depth > MAX_FILTER_DEPTH {
+            return Err(StorageError::invalid_input(format!(
+                "the filter nests {depth} levels of and/or/not, the limit is {MAX_FILTER_DEPTH}"
+            )));
+        }
+        self.validate_nodes()
+    }
+
+    fn validate_nodes(&self) -> Result<()> {
         match self {
             Filter::Eq(f, v) | Filter::Ne(f, v) => {
                 validate_field_name(f)?;
@@ -385,8 +411,8 @@ impl Filter {
                 }
                 r.bounds().try_for_each(|(_, v)| validate_value(f, v))
             }
-            Filter::And(fs) | Filter::Or(fs) => fs.iter().try_for_each(Filter::validate),
-            Filter::Not(f) => f.validate(),
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().try_for_each(Filter::validate_nodes),
+            Filter::Not(f) => f.validate_nodes(),
         }
     }
 
@@ -417,9 +443,18 @@ impl Filter {
     /// [`crate::ErrorKind::InvalidInput`] for an unknown `$` operator, a non-scalar value, or an
     /// operator object that mixes operators with plain keys.
     pub fn from_loose_map(map: &JsonMap) -> Result<Option<Filter>> {
+        Filter::from_loose_map_at(map, 1)
+    }
+
+    fn from_loose_map_at(map: &JsonMap, depth: usize) -> Result<Option<Filter>> {
+        if depth > MAX_FILTER_DEPTH {
+            return Err(StorageError::invalid_input(format!(
+                "the filter nests more than {MAX_FILTER_DEPTH} levels of $and/$or/$not, the limit is {MAX_FILTER_DEPTH}"
+            )));
+        }
         let mut parts = Vec::new();
         for (key, value) in map {
-            if let Some(f) = parse_loose_entry(key, value)? {
+            if let Some(f) = parse_loose_entry(key, value, depth)? {
                 parts.push(f);
             }
         }
@@ -446,7 +481,7 @@ impl Filter {
     }
 }
 
-fn parse_loose_entry(key: &str, value: &Json) -> Result<Option<Filter>> {
+fn parse_loose_entry(key: &str, value: &Json, depth: usize) -> Result<Option<Filter>> {
     match key {
         "$and" | "$or" => {
             let items = value.as_array().ok_or_else(|| {
@@ -457,7 +492,9 @@ fn parse_loose_entry(key: &str, value: &Json) -> Result<Option<Filter>> {
                 let map = item.as_object().ok_or_else(|| {
                     StorageError::invalid_input(format!("'{key}' takes a list of filter objects"))
                 })?;
-                parts.push(Filter::from_loose_map(map)?.unwrap_or(Filter::And(Vec::new())));
+                parts.push(
+                    Filter::from_loose_map_at(map, depth + 1)?.unwrap_or(Filter::And(Vec::new())),
+                );
             }
             Ok(Some(if key == "$and" {
                 Filter::And(parts)
@@ -469,7 +506,7 @@ fn parse_loose_entry(key: &str, value: &Json) -> Result<Option<Filter>> {
             let map = value
                 .as_object()
                 .ok_or_else(|| StorageError::invalid_input("'$not' takes one filter object"))?;
-            Ok(Filter::from_loose_map(map)?.map(Filter::not))
+            Ok(Filter::from_loose_map_at(map, depth + 1)?.map(Filter::not))
         }
         k if k.starts_with('$') => Err(StorageError::invalid_input(format!(
             "unknown filter operator '{k}' (expected $and, $or or $not at the top level)"
@@ -532,6 +569,11 @@ fn parse_operator_object(field: &str, ops: &JsonMap) -> Result<Filter> {
         _ => Ok(Filter::And(parts)),
     }
 }
+
+/// Deepest accepted nesting of `and` / `or` / `not` in a filter (the loose map form
+/// included). Deeper filters are refused before any backend translates them (a translation
+/// recurses and would overflow a thread's stack).
+pub const MAX_FILTER_DEPTH: usize = 32;
 
 /// Maximum length of a filter field name, in bytes.
 pub const MAX_FIELD_NAME_LEN: usize = 128;
@@ -666,6 +708,39 @@ impl Scope {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused_without_recursion() {
+        let mut f = Filter::eq("user_id", "u");
+        for _ in 0..MAX_FILTER_DEPTH - 1 {
+            f = f.not();
+        }
+        assert_eq!(f.depth(), MAX_FILTER_DEPTH);
+        assert!(f.validate().is_ok());
+        let e = f.not().validate().unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("limit is 32"), "{e}");
+
+        // The loose map form: a thousand levels of $not.
+        let mut loose = serde_json::json!({"user_id": "u"});
+        for _ in 0..1000 {
+            loose = serde_json::json!({"$not": loose});
+        }
+        let e = Filter::from_loose_json(&loose).unwrap_err();
+        assert!(e.to_string().contains("limit is 32"), "{e}");
+        // A deep filter built in code is measured iteratively.
+        let mut deep = Filter::eq("user_id", "u");
+        for _ in 0..100_000 {
+            deep = Filter::Not(Box::new(deep));
+        }
+        assert_eq!(deep.depth(), 100_001);
+        assert!(deep.validate().is_err());
+        // Dropping it recursively would overflow the stack: unwind it by hand.
+        let mut cur = deep;
+        while let Filter::Not(inner) = cur {
+            cur = *inner;
+        }
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -14,8 +14,13 @@
 //! * `None` fields absent.
 //!
 //! On the way back, keys that are not context fields become metadata; metadata strings that
-//! start with `{` or `[` and parse as JSON are decoded, as the original does (so a metadata
-//! *string* such as `"[1]"` comes back as a list: a documented limit of this layout).
+//! start with `{` or `[` and parse as JSON are decoded, as the original does.
+//!
+//! Reserved by the layout, and so refused in metadata on write
+//! ([`crate::validate::validate_context`]): every context field name ([`is_reserved_key`]),
+//! keys ending in [`TS_SUFFIX`] (`_ts`), `null` values (absent fields), strings holding JSON
+//! lists or objects ([`reads_back_as_json`]), and values nested deeper than
+//! [`crate::validate::MAX_JSON_DEPTH`].
 //! `content_format` and `image_path` are stored only when they differ from the defaults,
 //! where the original dropped them.
 
@@ -75,6 +80,21 @@ const PROPERTY_FIELDS: &[&str] = &[
     "time_bucket",
     "source_file_key",
 ];
+
+/// Suffix of the epoch-seconds companions of datetime fields (`create_time_ts`); metadata
+/// keys may not end in it.
+pub const TS_SUFFIX: &str = "_ts";
+
+/// Whether a metadata string would read back as a list or object: the layout stores lists
+/// and objects as JSON text and decodes strings that start with `{` or `[` and parse (as the
+/// original does), so such strings cannot be stored as strings.
+pub fn reads_back_as_json(text: &str) -> bool {
+    (text.starts_with('{') || text.starts_with('['))
+        && matches!(
+            serde_json::from_str::<Json>(text),
+            Ok(Json::Object(_) | Json::Array(_))
+        )
+}
 
 /// Datetime fields; each also has a `<field>_ts` integer companion.
 pub const DATETIME_FIELDS: &[&str] =
@@ -328,12 +348,7 @@ fn decode_typed(key: &str, value: Json) -> Json {
 
 fn decode_loose(value: Json) -> Json {
     match &value {
-        Json::String(s) if s.starts_with('{') || s.starts_with('[') => {
-            match serde_json::from_str::<Json>(s) {
-                Ok(parsed @ (Json::Object(_) | Json::Array(_))) => parsed,
-                _ => value,
-            }
-        }
+        Json::String(s) if reads_back_as_json(s) => serde_json::from_str(s).unwrap_or(value),
         _ => value,
     }
 }

@@ -36,8 +36,20 @@ pub fn validate_id(field: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Smallest accepted Euclidean norm of a vector. Engines normalise in 32-bit floats: below
+/// this the sum of squares underflows and the vector would be stored as all zeros.
+pub const MIN_VECTOR_NORM: f64 = 1e-18;
+/// Largest accepted Euclidean norm of a vector (above it the sum of squares overflows f32).
+pub const MAX_VECTOR_NORM: f64 = 1e18;
+
+/// Deepest accepted nesting of a JSON value in metadata (objects and arrays), so that every
+/// stored value reads back: serde_json refuses to read past 128 levels.
+pub const MAX_JSON_DEPTH: usize = 64;
+
 /// Checks a vector: exactly `dimension` components, all finite, not all zero (cosine
-/// similarity is undefined for the zero vector).
+/// similarity is undefined for the zero vector), and a Euclidean norm within
+/// [`MIN_VECTOR_NORM`]..=[`MAX_VECTOR_NORM`] so that it can be normalised in 32-bit floats
+/// (components of 1e38 or 1e-30 cannot).
 ///
 /// # Errors
 /// [`crate::ErrorKind::InvalidInput`] naming `field`, the bound and the first bad component.
@@ -56,6 +68,52 @@ pub fn validate_vector(field: &str, vector: &[f32], dimension: usize) -> Result<
     if vector.iter().all(|x| *x == 0.0) {
         return Err(StorageError::invalid_input(format!(
             "{field} is the zero vector; cosine similarity is undefined for it"
+        )));
+    }
+    let norm = vector
+        .iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt();
+    if !(MIN_VECTOR_NORM..=MAX_VECTOR_NORM).contains(&norm) {
+        return Err(StorageError::invalid_input(format!(
+            "{field} has norm {norm:e}; it must be between {MIN_VECTOR_NORM:e} and \
+             {MAX_VECTOR_NORM:e} to be normalised in 32-bit floats (scale the vector)"
+        )));
+    }
+    Ok(())
+}
+
+/// Nesting depth of a JSON value: 0 for a scalar, 1 for a flat array or object. Iterative,
+/// so any depth is measured without recursion.
+pub fn json_depth(value: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            serde_json::Value::Array(items) => {
+                deepest = deepest.max(d + 1);
+                stack.extend(items.iter().map(|x| (x, d + 1)));
+            }
+            serde_json::Value::Object(map) => {
+                deepest = deepest.max(d + 1);
+                stack.extend(map.values().map(|x| (x, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Checks that a JSON value nests at most [`MAX_JSON_DEPTH`] levels.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming `field`, the depth and the limit.
+pub fn validate_json_depth(field: &str, value: &serde_json::Value) -> Result<()> {
+    let depth = json_depth(value);
+    if depth > MAX_JSON_DEPTH {
+        return Err(StorageError::invalid_input(format!(
+            "{field} nests {depth} levels deep, the limit is {MAX_JSON_DEPTH}"
         )));
     }
     Ok(())
@@ -108,11 +166,34 @@ pub fn validate_context(c: &ProcessedContext, dimension: usize) -> Result<()> {
     if let Some(tb) = &c.properties.time_bucket {
         crate::time_bucket::granularity(&format!("context '{id}' time_bucket"), tb)?;
     }
-    for key in c.metadata.keys() {
+    for (key, value) in &c.metadata {
         if payload::is_reserved_key(key) {
             return Err(StorageError::invalid_input(format!(
                 "context '{id}' metadata key '{key}' collides with a context field of the same name"
             )));
+        }
+        if key.ends_with(payload::TS_SUFFIX) {
+            return Err(StorageError::invalid_input(format!(
+                "context '{id}' metadata key '{key}' ends in '{}', which the payload layout \
+                 reserves for the epoch seconds of datetime fields; rename the key",
+                payload::TS_SUFFIX
+            )));
+        }
+        match value {
+            serde_json::Value::Null => {
+                return Err(StorageError::invalid_input(format!(
+                    "context '{id}' metadata key '{key}' is null; null values are not stored \
+                     (omit the key)"
+                )));
+            }
+            serde_json::Value::String(text) if payload::reads_back_as_json(text) => {
+                return Err(StorageError::invalid_input(format!(
+                    "context '{id}' metadata key '{key}' is a string holding JSON text, which the \
+                     payload layout reads back as the list or object it encodes; store the value \
+                     itself instead of its JSON text"
+                )));
+            }
+            _ => validate_json_depth(&format!("context '{id}' metadata key '{key}'"), value)?,
         }
         crate::filter::validate_field_name(key).map_err(|_| {
             StorageError::invalid_input(format!(
@@ -161,6 +242,46 @@ mod tests {
         assert!(validate_vector("q", &[f32::INFINITY, 0.0, 0.0], 3).is_err());
         assert!(validate_vector("q", &[0.0; 3], 3).is_err());
         assert!(validate_vector("q", &[0.0, 1.0, 0.0], 3).is_ok());
+        // Norms that overflow or underflow f32 normalisation.
+        let e = validate_vector("q", &[1e38, 1e38, 0.0], 3)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("norm") && e.contains("1e18"), "{e}");
+        assert!(validate_vector("q", &[1e-30, 1e-30, 0.0], 3).is_err());
+        assert!(validate_vector("q", &[1e-40, 0.0, 0.0], 3).is_err());
+        assert!(validate_vector("q", &[1e17, 1e-40, 0.0], 3).is_ok());
+    }
+
+    #[test]
+    fn refuses_metadata_that_would_not_read_back_as_written() {
+        for (key, value, needle) in [
+            ("foo_ts", serde_json::json!(5), "_ts"),
+            ("title_ts", serde_json::json!("x"), "_ts"),
+            ("gone", serde_json::Value::Null, "null"),
+            ("list_text", serde_json::json!("[1, 2]"), "JSON text"),
+            ("obj_text", serde_json::json!("{\"a\": 1}"), "JSON text"),
+        ] {
+            let mut c = ctx("m", vec![1.0]);
+            c.metadata.insert(key.into(), value);
+            let e = validate_contexts(&[c], 1).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(needle), "{key}: {e}");
+        }
+        // Strings that merely start like JSON, and real lists, are fine.
+        let mut c = ctx("m", vec![1.0]);
+        c.metadata
+            .insert("note".into(), serde_json::json!("[draft] notes"));
+        c.metadata
+            .insert("tags".into(), serde_json::json!(["a", "b"]));
+        assert!(validate_contexts(&[c], 1).is_ok());
+
+        let mut deep = serde_json::json!(1);
+        for _ in 0..(MAX_JSON_DEPTH + 1) {
+            deep = serde_json::json!([deep]);
+        }
+        let mut c = ctx("m", vec![1.0]);
+        c.metadata.insert("deep".into(), deep);
+        let e = validate_contexts(&[c], 1).unwrap_err().to_string();
+        assert!(e.contains("levels deep") && e.contains("64"), "{e}");
     }
 
     #[test]
