@@ -150,8 +150,7 @@ macro_rules! autocommit {
                 let mut conn: PoolConnection<sqlx::MySql> = $self.inner.pool.acquire().await.db()?;
                 let limit = $self.inner.statement_timeout;
                 let timed = tokio::time::timeout(limit, async {
-                    #[allow(unused_mut)]
-                    let mut $c = &mut *conn;
+                    let $c: &mut sqlx::MySqlConnection = &mut conn;
                     Ok($body)
                 })
                 .await;
@@ -179,8 +178,7 @@ macro_rules! on_conn {
             let mut conn: PoolConnection<sqlx::MySql> = $self.inner.pool.acquire().await.db()?;
             let limit = $self.inner.statement_timeout;
             let timed = tokio::time::timeout(limit, async {
-                #[allow(unused_mut)]
-                let mut $c = &mut *conn;
+                let $c: &mut sqlx::MySqlConnection = &mut conn;
                 Ok($body)
             })
             .await;
@@ -277,7 +275,11 @@ impl MysqlBackend {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        crate::config::backoff(self.inner.retry_backoff_ms, self.inner.max_backoff_ms, attempt)
+        crate::config::backoff(
+            self.inner.retry_backoff_ms,
+            self.inner.max_backoff_ms,
+            attempt,
+        )
     }
 
     /// The database (schema) name in use.
@@ -359,18 +361,18 @@ impl DocumentStorageBackend for MysqlBackend {
                 + vault.content.len()
                 + opt_len(vault.tags.as_deref()),
         )?;
-        in_tx!(self, "insert_vaults", Effect::NotIdempotent, |tx| q::insert_vaults(&mut tx, vault)
-            .await?)
+        in_tx!(self, "insert_vaults", Effect::NotIdempotent, |tx| {
+            q::insert_vaults(&mut tx, vault).await?
+        })
     }
 
     async fn get_vaults(&self, query: &VaultQuery) -> Result<Vec<Vault>> {
         check("get_vaults", query.validate())?;
-        on_conn!(self, "get_vaults", |c| q::get_vaults(&mut c, query).await?)
+        on_conn!(self, "get_vaults", |c| q::get_vaults(c, query).await?)
     }
 
     async fn get_vault(&self, vault_id: i64) -> Result<Option<Vault>> {
-        on_conn!(self, "get_vault", |c| q::get_vault(&mut c, vault_id)
-            .await?)
+        on_conn!(self, "get_vault", |c| q::get_vault(c, vault_id).await?)
     }
 
     async fn update_vault(&self, vault_id: i64, update: &VaultUpdate) -> Result<bool> {
@@ -383,16 +385,15 @@ impl DocumentStorageBackend for MysqlBackend {
                 + opt_len(update.content.as_deref())
                 + opt_len(update.tags.as_ref().and_then(|t| t.as_deref())),
         )?;
-        in_tx!(self, "update_vault", Effect::Idempotent, |tx| q::update_vault(
-            &mut tx, vault_id, update
-        )
-        .await?)
+        in_tx!(self, "update_vault", Effect::Idempotent, |tx| {
+            q::update_vault(&mut tx, vault_id, update).await?
+        })
     }
 
     async fn get_reports(&self, limit: u32, offset: u64, is_deleted: bool) -> Result<Vec<Vault>> {
         check("get_reports", records::validate_page(limit, offset))?;
         on_conn!(self, "get_reports", |c| {
-            q::get_reports(&mut c, limit, offset, is_deleted).await?
+            q::get_reports(c, limit, offset, is_deleted).await?
         })
     }
 
@@ -405,13 +406,14 @@ impl DocumentStorageBackend for MysqlBackend {
                 + opt_len(todo.assignee.as_deref())
                 + opt_len(todo.reason.as_deref()),
         )?;
-        autocommit!(self, "insert_todo", Effect::NotIdempotent, |c| q::insert_todo(&mut c, todo)
-            .await?)
+        autocommit!(self, "insert_todo", Effect::NotIdempotent, |c| {
+            q::insert_todo(c, todo).await?
+        })
     }
 
     async fn get_todos(&self, query: &TodoQuery) -> Result<Vec<Todo>> {
         check("get_todos", query.validate())?;
-        on_conn!(self, "get_todos", |c| q::get_todos(&mut c, query).await?)
+        on_conn!(self, "get_todos", |c| q::get_todos(c, query).await?)
     }
 
     async fn update_todo_status(
@@ -422,20 +424,21 @@ impl DocumentStorageBackend for MysqlBackend {
     ) -> Result<bool> {
         check("update_todo_status", validate_todo_status(status))?;
         autocommit!(self, "update_todo_status", Effect::Idempotent, |c| {
-            q::update_todo_status(&mut c, todo_id, status, end_time).await?
+            q::update_todo_status(c, todo_id, status, end_time).await?
         })
     }
 
     async fn insert_tip(&self, content: &str) -> Result<i64> {
         check("insert_tip", records::validate_text("content", content))?;
         self.check_packet("insert_tip", "content", content.len())?;
-        autocommit!(self, "insert_tip", Effect::NotIdempotent, |c| q::insert_tip(&mut c, content)
-            .await?)
+        autocommit!(self, "insert_tip", Effect::NotIdempotent, |c| {
+            q::insert_tip(c, content).await?
+        })
     }
 
     async fn get_tips(&self, query: &TipQuery) -> Result<Vec<Tip>> {
         check("get_tips", query.validate())?;
-        on_conn!(self, "get_tips", |c| q::get_tips(&mut c, query).await?)
+        on_conn!(self, "get_tips", |c| q::get_tips(c, query).await?)
     }
 
     async fn upsert_profile(&self, profile: &ProfileUpsert) -> Result<()> {
@@ -449,21 +452,21 @@ impl DocumentStorageBackend for MysqlBackend {
                 + json_len(&profile.entities)
                 + json_len(&profile.metadata),
         )?;
-        autocommit!(self, "upsert_profile", Effect::Idempotent, |c| q::upsert_profile(
-            &mut c, profile
-        )
-        .await?)
+        autocommit!(self, "upsert_profile", Effect::Idempotent, |c| {
+            q::upsert_profile(c, profile).await?
+        })
     }
 
     async fn get_profile(&self, key: &TenantKey) -> Result<Option<Profile>> {
         check("get_profile", key.validate())?;
-        on_conn!(self, "get_profile", |c| q::get_profile(&mut c, key).await?)
+        on_conn!(self, "get_profile", |c| q::get_profile(c, key).await?)
     }
 
     async fn delete_profile(&self, key: &TenantKey) -> Result<bool> {
         check("delete_profile", key.validate())?;
-        autocommit!(self, "delete_profile", Effect::Idempotent, |c| q::delete_profile(&mut c, key)
-            .await?)
+        autocommit!(self, "delete_profile", Effect::Idempotent, |c| {
+            q::delete_profile(c, key).await?
+        })
     }
 
     async fn upsert_entity(&self, entity: &EntityUpsert) -> Result<String> {
@@ -477,10 +480,9 @@ impl DocumentStorageBackend for MysqlBackend {
                 + json_len(&entity.aliases)
                 + json_len(&entity.metadata),
         )?;
-        in_tx!(self, "upsert_entity", Effect::Idempotent, |tx| q::upsert_entity(
-            &mut tx, entity
-        )
-        .await?)
+        in_tx!(self, "upsert_entity", Effect::Idempotent, |tx| {
+            q::upsert_entity(&mut tx, entity).await?
+        })
     }
 
     async fn get_entity(&self, key: &TenantKey, entity_name: &str) -> Result<Option<Entity>> {
@@ -490,13 +492,13 @@ impl DocumentStorageBackend for MysqlBackend {
                 .and_then(|_| records::validate_entity_name(entity_name)),
         )?;
         on_conn!(self, "get_entity", |c| {
-            q::get_entity(&mut c, key, entity_name).await?
+            q::get_entity(c, key, entity_name).await?
         })
     }
 
     async fn list_entities(&self, query: &EntityQuery) -> Result<Vec<Entity>> {
         check("list_entities", query.validate())?;
-        on_conn!(self, "list_entities", |c| q::list_entities(&mut c, query)
+        on_conn!(self, "list_entities", |c| q::list_entities(c, query)
             .await?)
     }
 
@@ -519,7 +521,7 @@ impl DocumentStorageBackend for MysqlBackend {
             query_text.len().saturating_mul(6),
         )?;
         on_conn!(self, "search_entities", |c| {
-            search::search_entities(&mut c, key, query_text, limit).await?
+            search::search_entities(c, key, query_text, limit).await?
         })
     }
 
@@ -530,46 +532,55 @@ impl DocumentStorageBackend for MysqlBackend {
                 .and_then(|_| records::validate_entity_name(entity_name)),
         )?;
         autocommit!(self, "delete_entity", Effect::Idempotent, |c| {
-            q::delete_entity(&mut c, key, entity_name).await?
+            q::delete_entity(c, key, entity_name).await?
         })
     }
 
     async fn save_monitoring_token_usage(&self, sample: &TokenUsageSample) -> Result<()> {
         check("save_monitoring_token_usage", sample.validate())?;
-        autocommit!(self, "save_monitoring_token_usage", Effect::NotIdempotent, |c| {
-            q::save_token_usage(&mut c, sample).await?
-        })
+        autocommit!(
+            self,
+            "save_monitoring_token_usage",
+            Effect::NotIdempotent,
+            |c| q::save_token_usage(c, sample).await?
+        )
     }
 
     async fn save_monitoring_stage_timing(&self, sample: &StageTimingSample) -> Result<()> {
         check("save_monitoring_stage_timing", sample.validate())?;
-        autocommit!(self, "save_monitoring_stage_timing", Effect::NotIdempotent, |c| {
-            q::save_stage_timing(&mut c, sample).await?
-        })
+        autocommit!(
+            self,
+            "save_monitoring_stage_timing",
+            Effect::NotIdempotent,
+            |c| q::save_stage_timing(c, sample).await?
+        )
     }
 
     async fn save_monitoring_data_stats(&self, sample: &DataStatsSample) -> Result<()> {
         check("save_monitoring_data_stats", sample.validate())?;
-        in_tx!(self, "save_monitoring_data_stats", Effect::NotIdempotent, |tx| {
-            q::save_data_stats(&mut tx, sample).await?
-        })
+        in_tx!(
+            self,
+            "save_monitoring_data_stats",
+            Effect::NotIdempotent,
+            |tx| { q::save_data_stats(&mut tx, sample).await? }
+        )
     }
 
     async fn query_monitoring_token_usage(&self, hours: u32) -> Result<Vec<TokenUsageRecord>> {
         on_conn!(self, "query_monitoring_token_usage", |c| {
-            q::query_token_usage(&mut c, hours).await?
+            q::query_token_usage(c, hours).await?
         })
     }
 
     async fn query_monitoring_stage_timing(&self, hours: u32) -> Result<Vec<StageTimingRecord>> {
         on_conn!(self, "query_monitoring_stage_timing", |c| {
-            q::query_stage_timing(&mut c, hours).await?
+            q::query_stage_timing(c, hours).await?
         })
     }
 
     async fn query_monitoring_data_stats(&self, hours: u32) -> Result<Vec<DataStatsRecord>> {
         on_conn!(self, "query_monitoring_data_stats", |c| {
-            q::query_data_stats(&mut c, hours).await?
+            q::query_data_stats(c, hours).await?
         })
     }
 
@@ -585,7 +596,7 @@ impl DocumentStorageBackend for MysqlBackend {
             .context(NAME, "query_monitoring_data_stats_by_range");
         }
         on_conn!(self, "query_monitoring_data_stats_by_range", |c| {
-            q::query_data_stats_by_range(&mut c, &start, &end).await?
+            q::query_data_stats_by_range(c, &start, &end).await?
         })
     }
 
@@ -601,14 +612,17 @@ impl DocumentStorageBackend for MysqlBackend {
             .context(NAME, "query_monitoring_data_stats_trend");
         }
         on_conn!(self, "query_monitoring_data_stats_trend", |c| {
-            q::query_data_stats_trend(&mut c, hours, interval_hours).await?
+            q::query_data_stats_trend(c, hours, interval_hours).await?
         })
     }
 
     async fn cleanup_old_monitoring_data(&self, days: u32) -> Result<MonitoringCleanup> {
-        in_tx!(self, "cleanup_old_monitoring_data", Effect::Idempotent, |tx| {
-            q::cleanup_monitoring(&mut tx, days).await?
-        })
+        in_tx!(
+            self,
+            "cleanup_old_monitoring_data",
+            Effect::Idempotent,
+            |tx| { q::cleanup_monitoring(&mut tx, days).await? }
+        )
     }
 
     async fn create_conversation(&self, conversation: &NewConversation) -> Result<Conversation> {
@@ -625,7 +639,7 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn get_conversation(&self, conversation_id: i64) -> Result<Option<Conversation>> {
         on_conn!(self, "get_conversation", |c| {
-            q::get_conversation(&mut c, conversation_id).await?
+            q::get_conversation(c, conversation_id).await?
         })
     }
 
@@ -668,10 +682,9 @@ impl DocumentStorageBackend for MysqlBackend {
                 + opt_len(message.parent_message_id.as_deref())
                 + json_len(&message.metadata),
         )?;
-        in_tx!(self, "create_message", Effect::NotIdempotent, |tx| q::create_message(
-            &mut tx, message
-        )
-        .await?)
+        in_tx!(self, "create_message", Effect::NotIdempotent, |tx| {
+            q::create_message(&mut tx, message).await?
+        })
     }
 
     async fn update_message(
@@ -710,15 +723,20 @@ impl DocumentStorageBackend for MysqlBackend {
             "content_chunk",
             content_chunk.len(),
         )?;
-        in_tx!(self, "append_message_content", Effect::NotIdempotent, |tx| {
-            q::append_message_content(&mut tx, message_id, content_chunk, token_count).await?
-        })
+        in_tx!(
+            self,
+            "append_message_content",
+            Effect::NotIdempotent,
+            |tx| {
+                q::append_message_content(&mut tx, message_id, content_chunk, token_count).await?
+            }
+        )
     }
 
     async fn update_message_metadata(&self, message_id: i64, metadata: &JsonMap) -> Result<bool> {
         self.check_packet("update_message_metadata", "metadata", json_len(metadata))?;
         autocommit!(self, "update_message_metadata", Effect::Idempotent, |c| {
-            q::update_message_metadata(&mut c, message_id, metadata).await?
+            q::update_message_metadata(c, message_id, metadata).await?
         })
     }
 
@@ -746,10 +764,9 @@ impl DocumentStorageBackend for MysqlBackend {
     }
 
     async fn delete_message(&self, message_id: i64) -> Result<bool> {
-        autocommit!(self, "delete_message", Effect::Idempotent, |c| q::delete_message(
-            &mut c, message_id
-        )
-        .await?)
+        autocommit!(self, "delete_message", Effect::Idempotent, |c| {
+            q::delete_message(c, message_id).await?
+        })
     }
 
     async fn add_message_thinking(&self, thinking: &NewThinking) -> Result<i64> {
@@ -768,13 +785,13 @@ impl DocumentStorageBackend for MysqlBackend {
 
     async fn get_message_thinking(&self, message_id: i64) -> Result<Vec<MessageThinking>> {
         on_conn!(self, "get_message_thinking", |c| {
-            q::get_message_thinking(&mut c, message_id).await?
+            q::get_message_thinking(c, message_id).await?
         })
     }
 
     async fn clear_message_thinking(&self, message_id: i64) -> Result<u64> {
         autocommit!(self, "clear_message_thinking", Effect::Idempotent, |c| {
-            q::clear_message_thinking(&mut c, message_id).await?
+            q::clear_message_thinking(c, message_id).await?
         })
     }
 }

@@ -451,52 +451,84 @@ mod tests {
     fn retry_and_timeout_bounds() {
         let cases: Vec<(MysqlConfig, &str, &str)> = vec![
             (
-                MysqlConfig { max_retries: 11, ..Default::default() },
+                MysqlConfig {
+                    max_retries: 11,
+                    ..Default::default()
+                },
                 "max_retries",
                 "maximum is 10",
             ),
             (
-                MysqlConfig { max_retries: 100, ..Default::default() },
+                MysqlConfig {
+                    max_retries: 100,
+                    ..Default::default()
+                },
                 "max_retries",
                 "maximum is 10",
             ),
             (
-                MysqlConfig { retry_backoff_ms: 60_001, max_backoff_ms: 60_001, ..Default::default() },
+                MysqlConfig {
+                    retry_backoff_ms: 60_001,
+                    max_backoff_ms: 60_001,
+                    ..Default::default()
+                },
                 "retry_backoff_ms",
                 "0 to 60000",
             ),
             (
-                MysqlConfig { retry_backoff_ms: u64::MAX, ..Default::default() },
+                MysqlConfig {
+                    retry_backoff_ms: u64::MAX,
+                    ..Default::default()
+                },
                 "retry_backoff_ms",
                 "0 to 60000",
             ),
             (
-                MysqlConfig { max_backoff_ms: 60_001, ..Default::default() },
+                MysqlConfig {
+                    max_backoff_ms: 60_001,
+                    ..Default::default()
+                },
                 "max_backoff_ms",
                 "to 60000",
             ),
             (
-                MysqlConfig { retry_backoff_ms: 500, max_backoff_ms: 100, ..Default::default() },
+                MysqlConfig {
+                    retry_backoff_ms: 500,
+                    max_backoff_ms: 100,
+                    ..Default::default()
+                },
                 "max_backoff_ms",
                 "retry_backoff_ms (500)",
             ),
             (
-                MysqlConfig { connect_timeout_ms: 0, ..Default::default() },
+                MysqlConfig {
+                    connect_timeout_ms: 0,
+                    ..Default::default()
+                },
                 "connect_timeout_ms",
                 "1 to 600000",
             ),
             (
-                MysqlConfig { connect_timeout_ms: 600_001, ..Default::default() },
+                MysqlConfig {
+                    connect_timeout_ms: 600_001,
+                    ..Default::default()
+                },
                 "connect_timeout_ms",
                 "1 to 600000",
             ),
             (
-                MysqlConfig { statement_timeout_ms: 0, ..Default::default() },
+                MysqlConfig {
+                    statement_timeout_ms: 0,
+                    ..Default::default()
+                },
                 "statement_timeout_ms",
                 "1 to 600000",
             ),
             (
-                MysqlConfig { statement_timeout_ms: u64::MAX, ..Default::default() },
+                MysqlConfig {
+                    statement_timeout_ms: u64::MAX,
+                    ..Default::default()
+                },
                 "statement_timeout_ms",
                 "1 to 600000",
             ),
@@ -505,7 +537,10 @@ mod tests {
             let e = c.validate().unwrap_err();
             assert_eq!(e.kind(), storage_core::ErrorKind::Config, "{e}");
             let msg = e.to_string();
-            assert!(msg.contains(key) && msg.contains(bound), "{key} {bound}: {msg}");
+            assert!(
+                msg.contains(key) && msg.contains(bound),
+                "{key} {bound}: {msg}"
+            );
         }
         let ok = MysqlConfig {
             max_retries: 10,
@@ -520,8 +555,16 @@ mod tests {
         d.validate().unwrap();
         assert_eq!(d.backoff(0), Duration::from_millis(20));
         assert_eq!(d.backoff(3), Duration::from_millis(160));
-        assert_eq!(d.backoff(6), Duration::from_millis(1_000), "capped at max_backoff_ms");
-        assert_eq!(d.backoff(u32::MAX), Duration::from_millis(1_000), "no overflow");
+        assert_eq!(
+            d.backoff(6),
+            Duration::from_millis(1_000),
+            "capped at max_backoff_ms"
+        );
+        assert_eq!(
+            d.backoff(u32::MAX),
+            Duration::from_millis(1_000),
+            "no overflow"
+        );
         assert_eq!(ok.backoff(63), Duration::from_millis(60_000));
     }
 }

@@ -113,9 +113,8 @@ pub(crate) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<Strin
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
     value.serialize(&mut ser)?;
     // serde_json writes valid UTF-8 only.
-    String::from_utf8(out).map_err(|e| {
-        StorageError::backend("JSON text is not UTF-8").with_source(e)
-    })
+    String::from_utf8(out)
+        .map_err(|e| StorageError::backend("JSON text is not UTF-8").with_source(e))
 }
 
 /// serde_json's compact formatter with Python's default separators.
@@ -127,7 +126,11 @@ impl serde_json::ser::Formatter for PythonFormatter {
         writer: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first { Ok(()) } else { writer.write_all(b", ") }
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
     }
 
     fn begin_object_key<W: ?Sized + std::io::Write>(
@@ -135,7 +138,11 @@ impl serde_json::ser::Formatter for PythonFormatter {
         writer: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first { Ok(()) } else { writer.write_all(b", ") }
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
     }
 
     fn begin_object_value<W: ?Sized + std::io::Write>(
@@ -323,9 +330,15 @@ mod tests {
         assert_eq!(parsed, v);
         // Key order follows the map (serde_json's default map is sorted); compare separators.
         assert!(got.contains(r#""k": [1, "x", {"n": null}]"#), "{got}");
-        assert!(got.contains(r#""e": {}, "#) && got.contains(r#""l": []"#), "{got}");
+        assert!(
+            got.contains(r#""e": {}, "#) && got.contains(r#""l": []"#),
+            "{got}"
+        );
         assert_eq!(got.len(), expected.len());
         assert_eq!(json_text(&Vec::<String>::new()).unwrap(), "[]");
-        assert_eq!(json_text(&["a\nb", "\u{1}"]).unwrap(), r#"["a\nb", "\u0001"]"#);
+        assert_eq!(
+            json_text(&["a\nb", "\u{1}"]).unwrap(),
+            r#"["a\nb", "\u0001"]"#
+        );
     }
 }

@@ -27,7 +27,11 @@ const SLACK: Duration = Duration::from_secs(10);
 fn find(binary: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/local/sbin".into(), "/usr/bin".into()])
+        .chain([
+            "/usr/sbin".into(),
+            "/usr/local/sbin".into(),
+            "/usr/bin".into(),
+        ])
         .map(|d| d.join(binary))
         .find(|p| p.is_file())
 }
@@ -157,7 +161,10 @@ impl PrivateServer {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 panic!("mariadbd exited with {status}: see {d}/error.log");
             }
-            assert!(Instant::now() < deadline, "mariadbd did not answer within 40 s");
+            assert!(
+                Instant::now() < deadline,
+                "mariadbd did not answer within 40 s"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -268,9 +275,15 @@ async fn stopped_server_calls_time_out() {
     let elapsed = t.elapsed();
     let e = r.expect_err("insert_todo");
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    assert!(elapsed < acquire + statement + SLACK, "insert_todo took {elapsed:?}");
+    assert!(
+        elapsed < acquire + statement + SLACK,
+        "insert_todo took {elapsed:?}"
+    );
     assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
-    assert!(!e.is_retryable(), "an insert of unknown outcome is not retryable: {e}");
+    assert!(
+        !e.is_retryable(),
+        "an insert of unknown outcome is not retryable: {e}"
+    );
 
     let t = Instant::now();
     let r = b
@@ -279,19 +292,23 @@ async fn stopped_server_calls_time_out() {
     let elapsed = t.elapsed();
     let e = r.expect_err("upsert_profile");
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    assert!(elapsed < acquire + statement + SLACK, "upsert_profile took {elapsed:?}");
+    assert!(
+        elapsed < acquire + statement + SLACK,
+        "upsert_profile took {elapsed:?}"
+    );
     assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
     assert!(e.is_retryable(), "an upsert by key stays retryable: {e}");
 
     // A transaction that times out before its commit was sent changed nothing.
     let t = Instant::now();
-    let r = b
-        .create_conversation(&NewConversation::new("page"))
-        .await;
+    let r = b.create_conversation(&NewConversation::new("page")).await;
     let elapsed = t.elapsed();
     let e = r.expect_err("create_conversation");
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    assert!(elapsed < acquire + statement + SLACK, "create_conversation took {elapsed:?}");
+    assert!(
+        elapsed < acquire + statement + SLACK,
+        "create_conversation took {elapsed:?}"
+    );
     assert_eq!(e.outcome(), WriteOutcome::NotApplied, "{e}");
     assert!(e.is_retryable(), "{e}");
 
@@ -386,7 +403,10 @@ async fn killed_server_never_reports_a_stored_insert_as_retryable() {
     let mut errors = 0;
     for (content, r) in &results {
         match r {
-            Ok(_) => assert!(stored.contains(content), "insert {content} returned an id but is lost"),
+            Ok(_) => assert!(
+                stored.contains(content),
+                "insert {content} returned an id but is lost"
+            ),
             Err(e) => {
                 errors += 1;
                 if e.is_retryable() {
@@ -401,7 +421,10 @@ async fn killed_server_never_reports_a_stored_insert_as_retryable() {
             }
         }
     }
-    assert_eq!(errors, 4, "each writer stopped at its first error: {results:?}");
+    assert_eq!(
+        errors, 4,
+        "each writer stopped at its first error: {results:?}"
+    );
     assert!(results.len() > 4, "some inserts ran before the kill");
     drop(server);
 }

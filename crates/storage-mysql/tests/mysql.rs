@@ -422,15 +422,17 @@ async fn a_failing_test_leaves_no_database() {
     assert!(failed.is_err(), "the task panicked");
     let name = rx.await.unwrap();
     let mut c = sqlx::MySqlConnection::connect(&server_url()).await.unwrap();
-    let left: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ?",
-    )
-    .bind(&name)
-    .fetch_one(&mut c)
-    .await
-    .unwrap()
-    .try_get(0)
-    .unwrap();
+    let left: i64 =
+        sqlx::query("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ?")
+            .bind(&name)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
     c.close().await.unwrap();
-    assert_eq!(left, 0, "database {name} of the failed test was not dropped");
+    assert_eq!(
+        left, 0,
+        "database {name} of the failed test was not dropped"
+    );
 }

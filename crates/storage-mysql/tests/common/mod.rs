@@ -70,7 +70,8 @@ pub struct Databases {
 
 impl Drop for Databases {
     fn drop(&mut self) {
-        let names: Vec<String> = std::mem::take(&mut *self.names.lock().unwrap_or_else(|p| p.into_inner()));
+        let names: Vec<String> =
+            std::mem::take(&mut *self.names.lock().unwrap_or_else(|p| p.into_inner()));
         if names.is_empty() {
             return;
         }
