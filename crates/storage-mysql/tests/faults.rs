@@ -1,5 +1,5 @@
 //! Fault tests on a PRIVATE MariaDB server (never the shared one): `mariadb-install-db` into
-//! a temporary directory once per run, copied per test, and `mariadbd` on a free port. The
+//! a temporary directory per test, and `mariadbd` on a free port. The
 //! tests SIGSTOP / SIGKILL only that process, and a guard kills it and removes its directory
 //! when the test ends, also when it fails.
 //!
@@ -14,7 +14,6 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Row};
@@ -57,31 +56,25 @@ fn binaries(test: &str) -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-/// A data directory initialised once per test binary; each server copies it.
-fn template(install: &Path) -> &'static Path {
-    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("oc_mariadb_template_{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut cmd = Command::new(install);
-        cmd.arg("--no-defaults")
-            .arg(format!("--datadir={}", dir.display()))
-            .arg("--auth-root-authentication-method=normal")
-            .arg("--skip-test-db")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if is_root() {
-            cmd.arg("--user=root");
-        }
-        let out = cmd.output().expect("run mariadb-install-db");
-        assert!(
-            out.status.success(),
-            "mariadb-install-db failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
+/// Initialises a data directory with `mariadb-install-db`.
+fn install_db(install: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut cmd = Command::new(install);
+    cmd.arg("--no-defaults")
+        .arg(format!("--datadir={}", dir.display()))
+        .arg("--auth-root-authentication-method=normal")
+        .arg("--skip-test-db")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if is_root() {
+        cmd.arg("--user=root");
+    }
+    let out = cmd.output().expect("run mariadb-install-db");
+    assert!(
+        out.status.success(),
+        "mariadb-install-db failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A private `mariadbd`: stopped, continued and killed by its process id only; killed and
@@ -96,20 +89,12 @@ struct PrivateServer {
 impl PrivateServer {
     async fn start(test: &str) -> Option<PrivateServer> {
         let (mariadbd, install) = binaries(test)?;
-        let template = template(&install);
         let dir = std::env::temp_dir().join(format!(
             "oc_mariadb_{}_{}",
             std::process::id(),
             common_unique()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let status = Command::new("cp")
-            .arg("-a")
-            .arg(template)
-            .arg(&dir)
-            .status()
-            .expect("cp");
-        assert!(status.success(), "copy the template data directory");
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -121,6 +106,7 @@ impl PrivateServer {
             port,
             child: None,
         };
+        install_db(&install, &server.dir);
         server.spawn().await;
         Some(server)
     }
