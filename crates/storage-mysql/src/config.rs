@@ -8,6 +8,13 @@ use serde::{Deserialize, Serialize};
 use storage_core::config::{Secret, lenient, lenient_opt};
 use storage_core::{Result, StorageError};
 
+/// Largest `max_retries`.
+pub const MAX_RETRIES: u32 = 10;
+/// Largest `retry_backoff_ms` and `max_backoff_ms`, in milliseconds (one minute).
+pub const MAX_BACKOFF_MS: u64 = 60_000;
+/// Largest `connect_timeout_ms` and `statement_timeout_ms`, in milliseconds (ten minutes).
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
+
 /// TLS mode of the connections (`ssl_mode`), as MySQL's `--ssl-mode`.
 ///
 /// Modes other than `disabled` and `preferred` need the crate feature `tls-rustls` (on by
@@ -80,7 +87,7 @@ pub struct MysqlConfig {
     #[serde(deserialize_with = "lenient")]
     pub min_connections: u32,
     /// How long a call waits for a free connection before failing with a retryable
-    /// `Timeout`, in milliseconds (the original's `pool_timeout`). Default 30 000.
+    /// `Timeout`, in milliseconds (the original's `QueuePool(timeout=10)`). Default 10 000.
     #[serde(deserialize_with = "lenient")]
     pub acquire_timeout_ms: u64,
     /// Ping a connection before handing it out (the original's `pool_pre_ping`), so a
@@ -104,13 +111,30 @@ pub struct MysqlConfig {
     #[serde(deserialize_with = "lenient")]
     pub create_database: bool,
     /// Times a transaction is retried after a deadlock or lock wait timeout (the server rolled
-    /// it back, so a retry cannot duplicate a write). Default 3.
+    /// it back, so a retry cannot duplicate a write), 0 to [`MAX_RETRIES`] (10). Default 3.
     #[serde(deserialize_with = "lenient")]
     pub max_retries: u32,
-    /// Backoff before the first retry, doubled for each further retry, in milliseconds.
-    /// Default 20.
+    /// Backoff before the first retry, doubled for each further retry up to
+    /// `max_backoff_ms`, in milliseconds, 0 to [`MAX_BACKOFF_MS`] (60 000). Default 20.
     #[serde(deserialize_with = "lenient")]
     pub retry_backoff_ms: u64,
+    /// Longest backoff between two retries, in milliseconds, `retry_backoff_ms` to
+    /// [`MAX_BACKOFF_MS`] (60 000). Default 1 000.
+    #[serde(deserialize_with = "lenient")]
+    pub max_backoff_ms: u64,
+    /// How long opening a connection outside the pool may take (the connection that creates
+    /// the database, and the pool's first connection in `open`), in milliseconds, 1 to
+    /// [`MAX_TIMEOUT_MS`] (600 000). Then `open` fails with a retryable `Timeout`. Default
+    /// 10 000. (Connections the pool opens later are bounded by `acquire_timeout_ms`.)
+    #[serde(deserialize_with = "lenient")]
+    pub connect_timeout_ms: u64,
+    /// How long one attempt of a call may wait for the server once it holds a connection:
+    /// every statement of the attempt and its commit, in milliseconds, 1 to
+    /// [`MAX_TIMEOUT_MS`] (600 000). Then the call fails with a `Timeout` (retryable unless
+    /// the outcome of a non-idempotent write is unknown, see `docs.md`) and the connection is
+    /// closed. Each statement of `open` has the same bound. Default 30 000.
+    #[serde(deserialize_with = "lenient")]
+    pub statement_timeout_ms: u64,
     /// Prepared statements cached per connection. Default 100.
     #[serde(deserialize_with = "lenient")]
     pub statement_cache_capacity: usize,
@@ -142,7 +166,7 @@ impl Default for MysqlConfig {
             pool_size: 20,
             max_overflow: 10,
             min_connections: 0,
-            acquire_timeout_ms: 30_000,
+            acquire_timeout_ms: 10_000,
             test_before_acquire: true,
             idle_timeout_ms: 600_000,
             max_lifetime_ms: 3_600_000,
@@ -151,6 +175,9 @@ impl Default for MysqlConfig {
             create_database: true,
             max_retries: 3,
             retry_backoff_ms: 20,
+            max_backoff_ms: 1_000,
+            connect_timeout_ms: 10_000,
+            statement_timeout_ms: 30_000,
             statement_cache_capacity: 100,
             lock_wait_timeout_secs: None,
         }
@@ -179,6 +206,9 @@ impl fmt::Debug for MysqlConfig {
             .field("create_database", &self.create_database)
             .field("max_retries", &self.max_retries)
             .field("retry_backoff_ms", &self.retry_backoff_ms)
+            .field("max_backoff_ms", &self.max_backoff_ms)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
             .field("lock_wait_timeout_secs", &self.lock_wait_timeout_secs)
             .finish()
@@ -237,6 +267,22 @@ impl MysqlConfig {
         Duration::from_millis(self.acquire_timeout_ms)
     }
 
+    /// `connect_timeout_ms` as a [`Duration`].
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// `statement_timeout_ms` as a [`Duration`].
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.statement_timeout_ms)
+    }
+
+    /// The backoff before retry number `attempt + 1` (0-based `attempt`):
+    /// `retry_backoff_ms * 2^attempt`, at most `max_backoff_ms`; never overflows.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        backoff(self.retry_backoff_ms, self.max_backoff_ms, attempt)
+    }
+
     /// Checks the values.
     ///
     /// # Errors
@@ -266,11 +312,34 @@ impl MysqlConfig {
                 "mysql config.acquire_timeout_ms is 0, it must be at least 1",
             ));
         }
-        if self.max_retries > 100 {
+        if self.max_retries > MAX_RETRIES {
             return Err(StorageError::config(format!(
-                "mysql config.max_retries is {}, the maximum is 100",
+                "mysql config.max_retries is {}, the maximum is {MAX_RETRIES}",
                 self.max_retries
             )));
+        }
+        if self.retry_backoff_ms > MAX_BACKOFF_MS {
+            return Err(StorageError::config(format!(
+                "mysql config.retry_backoff_ms is {}, the range is 0 to {MAX_BACKOFF_MS}",
+                self.retry_backoff_ms
+            )));
+        }
+        if !(self.retry_backoff_ms..=MAX_BACKOFF_MS).contains(&self.max_backoff_ms) {
+            return Err(StorageError::config(format!(
+                "mysql config.max_backoff_ms is {}, the range is retry_backoff_ms ({}) to \
+                 {MAX_BACKOFF_MS}",
+                self.max_backoff_ms, self.retry_backoff_ms
+            )));
+        }
+        for (key, value) in [
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("statement_timeout_ms", self.statement_timeout_ms),
+        ] {
+            if !(1..=MAX_TIMEOUT_MS).contains(&value) {
+                return Err(StorageError::config(format!(
+                    "mysql config.{key} is {value}, the range is 1 to {MAX_TIMEOUT_MS}"
+                )));
+            }
         }
         if let Some(t) = self.lock_wait_timeout_secs
             && !(1..=3600).contains(&t)
@@ -284,6 +353,12 @@ impl MysqlConfig {
         }
         Ok(())
     }
+}
+
+/// `base_ms * 2^attempt` milliseconds, at most `max_ms`; saturating, so it never overflows.
+pub(crate) fn backoff(base_ms: u64, max_ms: u64, attempt: u32) -> Duration {
+    let factor = 1u64.checked_shl(attempt).unwrap_or(u64::MAX);
+    Duration::from_millis(base_ms.saturating_mul(factor).min(max_ms))
 }
 
 /// Checks a database name: 1 to 64 of `[A-Za-z0-9_$]` (it is quoted into `CREATE DATABASE`).
@@ -369,5 +444,127 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.ssl_mode, c.ssl_ca), (SslMode::VerifyIdentity, None));
+    }
+
+    /// Out-of-range retry and timeout values are Config errors naming the key and the bound.
+    #[test]
+    fn retry_and_timeout_bounds() {
+        let cases: Vec<(MysqlConfig, &str, &str)> = vec![
+            (
+                MysqlConfig {
+                    max_retries: 11,
+                    ..Default::default()
+                },
+                "max_retries",
+                "maximum is 10",
+            ),
+            (
+                MysqlConfig {
+                    max_retries: 100,
+                    ..Default::default()
+                },
+                "max_retries",
+                "maximum is 10",
+            ),
+            (
+                MysqlConfig {
+                    retry_backoff_ms: 60_001,
+                    max_backoff_ms: 60_001,
+                    ..Default::default()
+                },
+                "retry_backoff_ms",
+                "0 to 60000",
+            ),
+            (
+                MysqlConfig {
+                    retry_backoff_ms: u64::MAX,
+                    ..Default::default()
+                },
+                "retry_backoff_ms",
+                "0 to 60000",
+            ),
+            (
+                MysqlConfig {
+                    max_backoff_ms: 60_001,
+                    ..Default::default()
+                },
+                "max_backoff_ms",
+                "to 60000",
+            ),
+            (
+                MysqlConfig {
+                    retry_backoff_ms: 500,
+                    max_backoff_ms: 100,
+                    ..Default::default()
+                },
+                "max_backoff_ms",
+                "retry_backoff_ms (500)",
+            ),
+            (
+                MysqlConfig {
+                    connect_timeout_ms: 0,
+                    ..Default::default()
+                },
+                "connect_timeout_ms",
+                "1 to 600000",
+            ),
+            (
+                MysqlConfig {
+                    connect_timeout_ms: 600_001,
+                    ..Default::default()
+                },
+                "connect_timeout_ms",
+                "1 to 600000",
+            ),
+            (
+                MysqlConfig {
+                    statement_timeout_ms: 0,
+                    ..Default::default()
+                },
+                "statement_timeout_ms",
+                "1 to 600000",
+            ),
+            (
+                MysqlConfig {
+                    statement_timeout_ms: u64::MAX,
+                    ..Default::default()
+                },
+                "statement_timeout_ms",
+                "1 to 600000",
+            ),
+        ];
+        for (c, key, bound) in cases {
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.kind(), storage_core::ErrorKind::Config, "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains(key) && msg.contains(bound),
+                "{key} {bound}: {msg}"
+            );
+        }
+        let ok = MysqlConfig {
+            max_retries: 10,
+            retry_backoff_ms: 60_000,
+            max_backoff_ms: 60_000,
+            connect_timeout_ms: 600_000,
+            statement_timeout_ms: 1,
+            ..Default::default()
+        };
+        ok.validate().unwrap();
+        let d = MysqlConfig::default();
+        d.validate().unwrap();
+        assert_eq!(d.backoff(0), Duration::from_millis(20));
+        assert_eq!(d.backoff(3), Duration::from_millis(160));
+        assert_eq!(
+            d.backoff(6),
+            Duration::from_millis(1_000),
+            "capped at max_backoff_ms"
+        );
+        assert_eq!(
+            d.backoff(u32::MAX),
+            Duration::from_millis(1_000),
+            "no overflow"
+        );
+        assert_eq!(ok.backoff(63), Duration::from_millis(60_000));
     }
 }

@@ -89,6 +89,48 @@ pub(crate) fn is_lock_error(err: &StorageError) -> bool {
     m.starts_with("server error 1213:") || m.starts_with("server error 1205:")
 }
 
+/// Server error numbers meaning the connection ended while a statement was under way: a
+/// request already sent may or may not have been executed (server shutdown, connection
+/// killed, server gone away, lost connection).
+const LOST_CONNECTION: [u16; 4] = [1053, 1927, 2006, 2013];
+
+/// Whether `err` means the answer to a request was lost (the connection broke or the server
+/// went away), so a request already sent may have been applied. Server replies (deadlock,
+/// duplicate key, data too long...) and pool errors are not: the server refused the request,
+/// or it was never sent.
+pub(crate) fn answer_lost(err: &StorageError) -> bool {
+    let source = std::error::Error::source(err).and_then(|s| s.downcast_ref::<sqlx::Error>());
+    match source {
+        Some(sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed) => true,
+        Some(sqlx::Error::Database(e)) => e
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|m| LOST_CONNECTION.contains(&m.number())),
+        _ => false,
+    }
+}
+
+/// The error of a network call that did not finish within the configured `key` (`ms`
+/// milliseconds): a retryable `Timeout` naming the key.
+pub(crate) fn timed_out(key: &'static str, ms: u128) -> StorageError {
+    StorageError::new(
+        ErrorKind::Timeout,
+        format!("the server did not answer within {key} ({ms} ms)"),
+    )
+    .set_retryable(true)
+}
+
+/// Runs `fut`, failing with [`timed_out`] after `limit` (the config key `key`).
+pub(crate) async fn bounded<T>(
+    limit: std::time::Duration,
+    key: &'static str,
+    fut: impl std::future::Future<Output = storage_core::Result<T>>,
+) -> storage_core::Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(timed_out(key, limit.as_millis())),
+    }
+}
+
 /// Shorthand: `sqlx::Result<T>` into our `Result<T>`.
 pub(crate) trait SqlxResultExt<T> {
     fn db(self) -> storage_core::Result<T>;
@@ -120,6 +162,19 @@ mod tests {
         )));
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.is_retryable() && !is_lock_error(&e));
+    }
+
+    #[test]
+    fn lost_answers_are_told_from_refusals() {
+        let io = db_err(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        assert!(answer_lost(&io));
+        assert!(!answer_lost(&db_err(sqlx::Error::PoolTimedOut)));
+        assert!(!answer_lost(&timed_out("statement_timeout_ms", 5)));
+        let t = timed_out("statement_timeout_ms", 5);
+        assert_eq!(t.kind(), ErrorKind::Timeout);
+        assert!(t.is_retryable() && t.to_string().contains("statement_timeout_ms (5 ms)"));
     }
 
     #[test]

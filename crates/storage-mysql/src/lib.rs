@@ -11,7 +11,7 @@ mod schema;
 mod search;
 
 pub use backend::MysqlBackend;
-pub use config::{MysqlConfig, SslMode};
+pub use config::{MAX_BACKOFF_MS, MAX_RETRIES, MAX_TIMEOUT_MS, MysqlConfig, SslMode};
 pub use schema::SCHEMA_VERSION;
 
 /// The statements the backend runs for the benchmarked operations, exposed so the benchmark

@@ -105,9 +105,52 @@ pub(crate) fn json<T: DeserializeOwned + Default>(row: &MySqlRow, idx: usize) ->
     Ok(v.unwrap_or_default())
 }
 
-/// JSON text of a value, as the original writes it.
+/// JSON text of a value, as the original writes it: Python's `json.dumps(value,
+/// ensure_ascii=False)`, whose separators are `", "` and `": "` (serde_json's compact form
+/// has none); non-ASCII characters are written as they are.
 pub(crate) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
-    Ok(serde_json::to_string(value)?)
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+    value.serialize(&mut ser)?;
+    // serde_json writes valid UTF-8 only.
+    String::from_utf8(out)
+        .map_err(|e| StorageError::backend("JSON text is not UTF-8").with_source(e))
+}
+
+/// serde_json's compact formatter with Python's default separators.
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
 }
 
 // ----- records -------------------------------------------------------------------------------
@@ -269,6 +312,33 @@ mod tests {
 
     #[test]
     fn json_text_keeps_non_ascii() {
-        assert_eq!(json_text(&["茶", "a\"b"]).unwrap(), r#"["茶","a\"b"]"#);
+        assert_eq!(json_text(&["茶", "a\"b"]).unwrap(), r#"["茶", "a\"b"]"#);
+    }
+
+    /// The original's `json.dumps(..., ensure_ascii=False)` output, byte for byte.
+    #[test]
+    fn json_text_is_pythons_json_dumps() {
+        let v = serde_json::json!({"k": [1, "x", {"n": null}], "b": true, "e": {}, "l": []});
+        let mut m = JsonMap::new();
+        for (k, v) in v.as_object().unwrap() {
+            m.insert(k.clone(), v.clone());
+        }
+        // json.dumps({"k": [1, "x", {"n": None}], "b": True, "e": {}, "l": []}, ensure_ascii=False)
+        let expected = r#"{"k": [1, "x", {"n": null}], "b": true, "e": {}, "l": []}"#;
+        let got = json_text(&m).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(parsed, v);
+        // Key order follows the map (serde_json's default map is sorted); compare separators.
+        assert!(got.contains(r#""k": [1, "x", {"n": null}]"#), "{got}");
+        assert!(
+            got.contains(r#""e": {}, "#) && got.contains(r#""l": []"#),
+            "{got}"
+        );
+        assert_eq!(got.len(), expected.len());
+        assert_eq!(json_text(&Vec::<String>::new()).unwrap(), "[]");
+        assert_eq!(
+            json_text(&["a\nb", "\u{1}"]).unwrap(),
+            r#"["a\nb", "\u0001"]"#
+        );
     }
 }

@@ -10,7 +10,7 @@ use sqlx::{ConnectOptions, Connection, Executor};
 use storage_core::{Result, StorageError};
 
 use crate::config::{MysqlConfig, SslMode, validate_database_name};
-use crate::error::SqlxResultExt;
+use crate::error::{SqlxResultExt, bounded};
 
 /// Connect options for the server (no database selected) and the database name.
 pub(crate) fn connect_options(config: &MysqlConfig) -> Result<(MySqlConnectOptions, String)> {
@@ -77,24 +77,35 @@ pub(crate) fn connect_options(config: &MysqlConfig) -> Result<(MySqlConnectOptio
 }
 
 /// Creates the database when `config.create_database` (utf8mb4, as the original), then
-/// opens the pool on it.
+/// opens the pool on it. Connecting is bounded by `connect_timeout_ms`, each statement by
+/// `statement_timeout_ms`.
 pub(crate) async fn open_pool(config: &MysqlConfig) -> Result<(MySqlPool, String)> {
     let (server, database) = connect_options(config)?;
     if config.create_database {
-        let mut conn = server.connect().await.db()?;
+        let mut conn = bounded(config.connect_timeout(), "connect_timeout_ms", async {
+            server.connect().await.db()
+        })
+        .await?;
         // `database` is validated to [A-Za-z0-9_$]{1,64}, so quoting it is safe.
         let sql = format!(
             "CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         );
-        conn.execute(sqlx::AssertSqlSafe(sql)).await.db()?;
-        conn.close().await.db()?;
+        // A timed-out connection is dropped, which closes its socket.
+        bounded(config.statement_timeout(), "statement_timeout_ms", async {
+            conn.execute(sqlx::AssertSqlSafe(sql)).await.db()
+        })
+        .await?;
+        bounded(config.statement_timeout(), "statement_timeout_ms", async {
+            conn.close().await.db()
+        })
+        .await?;
     }
     let opts = server.database(&database);
     let idle = (config.idle_timeout_ms > 0).then(|| Duration::from_millis(config.idle_timeout_ms));
     let lifetime =
         (config.max_lifetime_ms > 0).then(|| Duration::from_millis(config.max_lifetime_ms));
     let lock_wait = config.lock_wait_timeout_secs;
-    let pool = MySqlPoolOptions::new()
+    let options = MySqlPoolOptions::new()
         .max_connections(config.max_connections())
         .min_connections(config.min_connections)
         .acquire_timeout(config.acquire_timeout())
@@ -115,9 +126,12 @@ pub(crate) async fn open_pool(config: &MysqlConfig) -> Result<(MySqlPool, String
                 }
                 Ok(())
             })
-        })
-        .connect_with(opts)
-        .await
-        .db()?;
+        });
+    // sqlx opens (and tests) a first connection here, bounded by acquire_timeout_ms; the
+    // handshake with a server that accepts TCP but never answers is bounded here too.
+    let pool = bounded(config.connect_timeout(), "connect_timeout_ms", async {
+        options.connect_with(opts).await.db()
+    })
+    .await?;
     Ok((pool, database))
 }

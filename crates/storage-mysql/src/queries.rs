@@ -191,6 +191,10 @@ pub(crate) async fn update_vault(c: &mut Conn, id: i64, u: &VaultUpdate) -> Resu
     Ok(r.rows_affected() > 0)
 }
 
+/// The original's MySQL rule (`mysql_backend.py`: `get_vaults(document_type="report")`): only
+/// reports, compared in the original's column collation (`utf8mb4_unicode_ci`, so `Report`
+/// matches too). The SQLite backend (and the original's SQLite one) returns every type but
+/// `Note` instead.
 pub(crate) async fn get_reports(
     c: &mut Conn,
     limit: u32,
@@ -201,7 +205,8 @@ pub(crate) async fn get_reports(
     add(&mut args, is_deleted)?;
     limit_offset(&mut args, limit, offset)?;
     let sql = format!(
-        "SELECT {} FROM vaults WHERE is_deleted = ? AND document_type != 'Note'
+        "SELECT {} FROM vaults WHERE is_deleted = ?
+           AND CONVERT(document_type USING utf8mb4) COLLATE utf8mb4_unicode_ci = 'report'
          ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
         map::VAULT_COLS
     );

@@ -30,11 +30,13 @@
 //! |---------|------|
 //! | 1       | the tables and indexes |
 
+use std::time::Duration;
+
 use sqlx::mysql::MySqlPool;
 use sqlx::{Executor, Row};
 use storage_core::{Result, StorageError};
 
-use crate::error::SqlxResultExt;
+use crate::error::{SqlxResultExt, bounded};
 
 /// The schema version this crate writes.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -227,16 +229,22 @@ const LOCK_WAIT_SECS: i64 = 60;
 /// [`storage_core::ErrorKind::Unsupported`] when the database was migrated by a newer version
 /// of this crate; `Timeout` when another process holds the migration lock for over a minute;
 /// server errors otherwise.
-pub(crate) async fn migrate(pool: &MySqlPool) -> Result<i64> {
+pub(crate) async fn migrate(pool: &MySqlPool, statement_timeout: Duration) -> Result<i64> {
+    let t = statement_timeout;
     let mut conn = pool.acquire().await.db()?;
-    // The session ends with the connection, releasing the named lock whatever happens.
+    // The session ends with the connection, releasing the named lock whatever happens (also
+    // when a statement times out: the connection is then dropped and closed).
     conn.close_on_drop();
-    let got: Option<i64> =
+    // The server bounds the lock wait (LOCK_WAIT_SECS); its answer is bounded on top.
+    let lock_limit = Duration::from_secs(LOCK_WAIT_SECS as u64) + t;
+    let got: Option<i64> = bounded(lock_limit, "statement_timeout_ms", async {
         sqlx::query_scalar("SELECT GET_LOCK(CONCAT('opencontext_migrate.', DATABASE()), ?)")
             .bind(LOCK_WAIT_SECS)
             .fetch_one(&mut *conn)
             .await
-            .db()?;
+            .db()
+    })
+    .await?;
     if got != Some(1) {
         return Err(StorageError::new(
             storage_core::ErrorKind::Timeout,
@@ -244,14 +252,19 @@ pub(crate) async fn migrate(pool: &MySqlPool) -> Result<i64> {
         )
         .set_retryable(true));
     }
-    conn.execute(MIGRATIONS_TABLE).await.db()?;
-    let found: i64 =
+    bounded(t, "statement_timeout_ms", async {
+        conn.execute(MIGRATIONS_TABLE).await.db()
+    })
+    .await?;
+    let found: i64 = bounded(t, "statement_timeout_ms", async {
         sqlx::query("SELECT COALESCE(MAX(version), 0) FROM opencontext_schema_migrations")
             .fetch_one(&mut *conn)
             .await
             .db()?
             .try_get(0)
-            .db()?;
+            .db()
+    })
+    .await?;
     if found > SCHEMA_VERSION {
         return Err(StorageError::unsupported(format!(
             "the database schema is version {found}, this build understands up to \
@@ -264,21 +277,30 @@ pub(crate) async fn migrate(pool: &MySqlPool) -> Result<i64> {
         }
         for stmt in statements {
             let sql = format!("{stmt} {TABLE_OPTIONS}");
-            conn.execute(sqlx::AssertSqlSafe(sql)).await.db()?;
+            bounded(t, "statement_timeout_ms", async {
+                conn.execute(sqlx::AssertSqlSafe(sql)).await.db()
+            })
+            .await?;
         }
-        sqlx::query(
-            "INSERT INTO opencontext_schema_migrations (version, description, applied_at)
-             VALUES (?, ?, UTC_TIMESTAMP(6))",
-        )
-        .bind(version)
-        .bind(description)
-        .execute(&mut *conn)
-        .await
-        .db()?;
+        bounded(t, "statement_timeout_ms", async {
+            sqlx::query(
+                "INSERT INTO opencontext_schema_migrations (version, description, applied_at)
+                 VALUES (?, ?, UTC_TIMESTAMP(6))",
+            )
+            .bind(version)
+            .bind(description)
+            .execute(&mut *conn)
+            .await
+            .db()
+        })
+        .await?;
     }
-    sqlx::query("SELECT RELEASE_LOCK(CONCAT('opencontext_migrate.', DATABASE()))")
-        .execute(&mut *conn)
-        .await
-        .db()?;
+    bounded(t, "statement_timeout_ms", async {
+        sqlx::query("SELECT RELEASE_LOCK(CONCAT('opencontext_migrate.', DATABASE()))")
+            .execute(&mut *conn)
+            .await
+            .db()
+    })
+    .await?;
     Ok(found)
 }

@@ -402,3 +402,37 @@ async fn ssl_required_is_enforced() {
     })
     .await;
 }
+
+/// A test that fails leaves no database behind: `Databases` drops its databases when it is
+/// dropped, without `drop_all` (here: a task that panics while holding it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_test_leaves_no_database() {
+    if !common::server_available("a_failing_test_leaves_no_database").await {
+        return;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let failed = tokio::spawn(async move {
+        let dbs = common::Databases::default();
+        let b = dbs.open().await;
+        tx.send(b.database().to_owned()).unwrap();
+        b.close().await.unwrap();
+        panic!("the test body fails");
+    })
+    .await;
+    assert!(failed.is_err(), "the task panicked");
+    let name = rx.await.unwrap();
+    let mut c = sqlx::MySqlConnection::connect(&server_url()).await.unwrap();
+    let left: i64 =
+        sqlx::query("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ?")
+            .bind(&name)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+    c.close().await.unwrap();
+    assert_eq!(
+        left, 0,
+        "database {name} of the failed test was not dropped"
+    );
+}

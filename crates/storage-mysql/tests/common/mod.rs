@@ -61,10 +61,49 @@ pub fn unique_name() -> String {
     format!("{PREFIX}{}_{n}_{nanos:x}", std::process::id())
 }
 
-/// Databases created by one test; [`Databases::drop_all`] removes them.
+/// Databases created by one test; [`Databases::drop_all`] removes them, and so does dropping
+/// the value (a guard: a test that panics, or whose future is cancelled, leaves nothing).
 #[derive(Default)]
 pub struct Databases {
     names: std::sync::Mutex<Vec<String>>,
+}
+
+impl Drop for Databases {
+    fn drop(&mut self) {
+        let names: Vec<String> =
+            std::mem::take(&mut *self.names.lock().unwrap_or_else(|p| p.into_inner()));
+        if names.is_empty() {
+            return;
+        }
+        // Drop may run on a runtime thread (where blocking on a runtime is refused), so the
+        // cleanup gets a thread and a runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            rt.block_on(drop_databases(names));
+        });
+        if cleanup.join().is_err() {
+            eprintln!("could not drop the test databases of a failed test");
+        }
+    }
+}
+
+/// Drops the named test databases (only names with [`PREFIX`]).
+async fn drop_databases(names: Vec<String>) {
+    let mut c = sqlx::MySqlConnection::connect(&server_url())
+        .await
+        .expect("connect to drop test databases");
+    for name in names {
+        assert!(name.starts_with(PREFIX));
+        c.execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS `{name}`"
+        )))
+        .await
+        .expect("drop test database");
+    }
+    c.close().await.expect("close");
 }
 
 impl Databases {
@@ -76,6 +115,8 @@ impl Databases {
         // Tests run many backends side by side: keep each pool small.
         c.pool_size = 8;
         c.max_overflow = 4;
+        // Many tests share 2 cores: wait for a connection longer than the default 10 s.
+        c.acquire_timeout_ms = 30_000;
         c
     }
 
@@ -87,21 +128,9 @@ impl Databases {
     /// Drops every database created through this value.
     pub async fn drop_all(&self) {
         let names: Vec<String> = std::mem::take(&mut *self.names.lock().unwrap());
-        if names.is_empty() {
-            return;
+        if !names.is_empty() {
+            drop_databases(names).await;
         }
-        let mut c = sqlx::MySqlConnection::connect(&server_url())
-            .await
-            .expect("connect to drop test databases");
-        for name in names {
-            assert!(name.starts_with(PREFIX));
-            c.execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS `{name}`"
-            )))
-            .await
-            .expect("drop test database");
-        }
-        c.close().await.expect("close");
     }
 }
 
