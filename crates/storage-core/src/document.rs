@@ -49,7 +49,9 @@ pub trait DocumentStorageBackend: StorageBackend {
     /// `InvalidInput` when `update` sets no field.
     async fn update_vault(&self, vault_id: i64, update: &VaultUpdate) -> Result<bool>;
 
-    /// Vaults whose `document_type` is not `Note`, newest first (the original's "reports").
+    /// The original's "reports", newest first. Which `document_type`s count follows the
+    /// original backend of the same kind: on SQLite every type except `Note`, on MySQL only
+    /// `report` (compared case-insensitively). Each backend's `docs.md` states its rule.
     async fn get_reports(&self, limit: u32, offset: u64, is_deleted: bool) -> Result<Vec<Vault>>;
 
     // ----- todos and tips ----------------------------------------------------------------------

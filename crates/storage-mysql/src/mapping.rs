@@ -12,7 +12,7 @@
 //! - keys and compared names: `VARBINARY`, read as UTF-8 (see `schema.rs` for why);
 //! - booleans: `TINYINT(1)`.
 
-use chrono::{NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{NaiveDateTime, Timelike};
 use serde::de::DeserializeOwned;
 use sqlx::Row;
 use sqlx::mysql::MySqlRow;
@@ -34,9 +34,11 @@ pub(crate) fn now() -> Timestamp {
     truncate_micros(storage_core::time::now())
 }
 
-/// The stored form of a timestamp: naive UTC, truncated to microseconds.
+/// The stored form of a timestamp: the naive wall-clock time in the process's naive zone
+/// (`storage.naive_timezone`, default the machine's local zone, as the original's
+/// `datetime.now()` wrote it), truncated to microseconds.
 pub(crate) fn ts_to_sql(t: &Timestamp) -> NaiveDateTime {
-    truncate_micros(*t).naive_utc()
+    storage_core::time::default_naive_zone().to_naive(&truncate_micros(*t))
 }
 
 fn column_name(row: &MySqlRow, idx: usize) -> String {
@@ -85,7 +87,7 @@ fn bool_or_false(row: &MySqlRow, idx: usize) -> Result<bool> {
 
 pub(crate) fn ts_opt(row: &MySqlRow, idx: usize) -> Result<Option<Timestamp>> {
     let t: Option<NaiveDateTime> = row.try_get(idx).db()?;
-    Ok(t.map(|n| Utc.from_utc_datetime(&n).fixed_offset()))
+    Ok(t.map(|n| storage_core::time::default_naive_zone().from_naive(&n)))
 }
 
 pub(crate) fn ts(row: &MySqlRow, idx: usize) -> Result<Timestamp> {
@@ -301,7 +303,10 @@ mod tests {
     use storage_core::time::parse_timestamp;
 
     #[test]
-    fn timestamps_store_as_utc_micros() {
+    fn timestamps_store_as_naive_micros_in_the_naive_zone() {
+        // Every zone-dependent test of this binary sets the same zone (UTC); the shared
+        // MariaDB test in tests/naive_zone.rs uses UTC+8.
+        storage_core::time::set_default_naive_zone(storage_core::time::NaiveZone::utc());
         let t = parse_timestamp("2025-03-01T10:00:00.123456789+08:00").unwrap();
         assert_eq!(
             ts_to_sql(&t).to_string(),

@@ -29,12 +29,8 @@ macro_rules! conformance {
     };
 }
 
-/// One kit case as a test. `vault_round_trip_filters_and_update` asserts the SQLite rule of
-/// `get_reports` (every type but `Note`); this backend follows the original's MySQL backend
-/// (`document_type = 'report'`), so that case runs as `tests/originals.rs`
-/// `vaults_round_trip_with_the_mysql_reports_rule` instead, with that one assertion changed.
+/// One kit case as a test.
 macro_rules! case {
-    (vault_round_trip_filters_and_update) => {};
     ($case:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
