@@ -204,6 +204,55 @@ pub fn validate_context(c: &ProcessedContext, dimension: usize) -> Result<()> {
     Ok(())
 }
 
+/// Checks a list of context ids (`ids[i]`, see [`validate_id`]).
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming the first bad id by its index.
+pub fn validate_ids(ids: &[String]) -> Result<()> {
+    ids.iter()
+        .enumerate()
+        .try_for_each(|(i, id)| validate_id(&format!("ids[{i}]"), id))
+}
+
+/// Checks the arguments of `delete_by_source_file`: a valid `source_file_key` and, when
+/// given, a valid `user_id` (an empty key would match nothing or, worse, everything).
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming the argument.
+pub fn validate_source_file_key(key: &str, user_id: Option<&str>) -> Result<()> {
+    validate_id("source_file_key", key)?;
+    if let Some(u) = user_id {
+        validate_id("user_id", u)?;
+    }
+    Ok(())
+}
+
+/// Checks a todo id (the document store's row id, so never negative).
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming the id.
+pub fn validate_todo_id(todo_id: i64) -> Result<u64> {
+    u64::try_from(todo_id).map_err(|_| {
+        StorageError::invalid_input(format!(
+            "todo_id {todo_id} is negative; todo ids must be >= 0"
+        ))
+    })
+}
+
+/// Checks a similarity threshold: finite (a NaN threshold would match everything or
+/// nothing, depending on the backend).
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming `field`.
+pub fn validate_threshold(field: &str, threshold: f32) -> Result<()> {
+    if !threshold.is_finite() {
+        return Err(StorageError::invalid_input(format!(
+            "{field} is {threshold}; it must be finite"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks the size of a flattened payload.
 ///
 /// # Errors

@@ -144,6 +144,7 @@ impl VectorStorageBackend for MemoryVectorBackend {
 
     async fn delete_contexts(&self, ids: &[String], context_type: ContextType) -> Result<u64> {
         self.open()?;
+        validate::validate_ids(ids)?;
         let mut data = self.data.lock().expect("lock");
         let col = data.entry(context_type).or_default();
         Ok(ids.iter().filter(|id| col.remove(*id).is_some()).count() as u64)
@@ -216,6 +217,9 @@ impl VectorStorageBackend for MemoryVectorBackend {
     async fn search(&self, q: &SearchQuery) -> Result<Vec<ScoredContext>> {
         self.open()?;
         validate::validate_vector("query vector", &q.vector, self.dimension)?;
+        if let Some(t) = q.score_threshold {
+            validate::validate_threshold("score_threshold", t)?;
+        }
         let filter = q.scope.apply(q.filter.as_ref());
         Self::check_filter(filter.as_ref())?;
         let mut hits = Vec::new();
@@ -254,6 +258,7 @@ impl VectorStorageBackend for MemoryVectorBackend {
 
     async fn delete_by_source_file(&self, key: &str, user_id: Option<&str>) -> Result<u64> {
         self.open()?;
+        validate::validate_source_file_key(key, user_id)?;
         let filter = Filter::eq("source_file_key", key);
         let filter = match user_id {
             Some(u) => filter.and(Filter::eq("user_id", u)),
@@ -339,6 +344,7 @@ impl VectorStorageBackend for MemoryVectorBackend {
                 "todo embeddings are disabled (consumption.enabled is false)",
             ));
         }
+        validate::validate_todo_id(todo_id)?;
         validate::validate_vector("todo embedding", embedding, self.dimension)?;
         self.todos
             .lock()
@@ -360,6 +366,7 @@ impl VectorStorageBackend for MemoryVectorBackend {
             ));
         }
         validate::validate_vector("query embedding", query, self.dimension)?;
+        validate::validate_threshold("similarity_threshold", threshold)?;
         let mut hits: Vec<SimilarTodo> = self
             .todos
             .lock()
@@ -372,7 +379,11 @@ impl VectorStorageBackend for MemoryVectorBackend {
             })
             .filter(|t| t.score >= threshold)
             .collect();
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.todo_id.cmp(&b.todo_id))
+        });
         hits.truncate(top_k);
         Ok(hits)
     }
@@ -384,6 +395,7 @@ impl VectorStorageBackend for MemoryVectorBackend {
                 "todo embeddings are disabled (consumption.enabled is false)",
             ));
         }
+        validate::validate_todo_id(todo_id)?;
         Ok(self.todos.lock().expect("lock").remove(&todo_id).is_some())
     }
 

@@ -80,6 +80,9 @@ macro_rules! for_each_vector_case {
             list_pages_are_disjoint_and_complete,
             counts_per_type,
             bad_input_is_refused_and_writes_nothing,
+            bad_arguments_leave_the_store_as_it_was,
+            overwrite_replaces_the_whole_record,
+            ties_rank_by_id,
             todo_embeddings,
             collection_names,
             close_then_calls_fail,
@@ -1234,6 +1237,189 @@ pub mod cases {
         );
     }
 
+    /// Every class of bad argument of the bad-input issue is refused with `InvalidInput`, and
+    /// the store reads back exactly as before (records and counts).
+    pub async fn bad_arguments_leave_the_store_as_it_was(h: &dyn VectorKitHarness) {
+        let b = h.fresh(spec()).await;
+        let mut keep = full_context();
+        keep.id = "keep-1".into();
+        let other = with_user(context("keep-2", ContextType::Knowledge, 5), "u2");
+        b.batch_upsert_processed_context(&[keep.clone(), other.clone()])
+            .await
+            .expect("upsert");
+        let counts = b.get_all_processed_context_counts().await.expect("counts");
+
+        let mut bad: Vec<(&str, ProcessedContext)> = Vec::new();
+        let mut c = context("huge-norm", ContextType::Event, 3);
+        c.vectorize.vector = Some(vec![1e38; DIM]);
+        bad.push(("a norm that overflows f32", c));
+        let mut c = context("tiny-norm", ContextType::Event, 3);
+        c.vectorize.vector = Some(vec![1e-30; DIM]);
+        bad.push(("a norm that underflows f32", c));
+        for (key, value) in [
+            ("foo_ts", json!(1)),
+            ("null_value", serde_json::Value::Null),
+            ("json_text", json!("[1, 2]")),
+        ] {
+            let mut c = context("meta", ContextType::Event, 3);
+            c.metadata.insert(key.into(), value);
+            bad.push((key, c));
+        }
+        let mut deep = json!(1);
+        for _ in 0..=crate::validate::MAX_JSON_DEPTH {
+            deep = json!([deep]);
+        }
+        let mut c = context("deep", ContextType::Event, 3);
+        c.metadata.insert("deep".into(), deep);
+        bad.push(("metadata nested too deep", c));
+        // An overwrite of an existing record that is refused must not touch it.
+        let mut c = keep.clone();
+        c.metadata.insert("bad_ts".into(), json!(2));
+        bad.push(("a refused overwrite", c));
+        for (what, c) in bad {
+            let r = b.batch_upsert_processed_context(&[c]).await;
+            expect_kind(r, ErrorKind::InvalidInput, what);
+        }
+
+        let mut deep_filter = Filter::eq("user_id", "u1");
+        for _ in 0..crate::filter::MAX_FILTER_DEPTH {
+            deep_filter = deep_filter.not();
+        }
+        expect_kind(
+            b.search(&SearchQuery::new(axis(0)).filter(deep_filter))
+                .await,
+            ErrorKind::InvalidInput,
+            "a filter nested past the limit",
+        );
+        let mut q = SearchQuery::new(axis(0));
+        q.score_threshold = Some(f32::NAN);
+        expect_kind(b.search(&q).await, ErrorKind::InvalidInput, "NaN threshold");
+        expect_kind(
+            b.search(&SearchQuery::new(vec![1e-30; DIM])).await,
+            ErrorKind::InvalidInput,
+            "a query vector that cannot be normalised",
+        );
+        expect_kind(
+            b.delete_contexts(&strings(&[""]), ContextType::Event).await,
+            ErrorKind::InvalidInput,
+            "deleting an empty id",
+        );
+        expect_kind(
+            b.delete_by_source_file("", None).await,
+            ErrorKind::InvalidInput,
+            "an empty source_file_key",
+        );
+        expect_kind(
+            b.delete_by_source_file("u1:/notes/a.md", Some("")).await,
+            ErrorKind::InvalidInput,
+            "an empty user_id",
+        );
+
+        assert_eq!(
+            b.get_all_processed_context_counts().await.expect("counts"),
+            counts,
+            "counts after the refused calls"
+        );
+        let back = b
+            .get_processed_context("keep-1", ContextType::Event, true)
+            .await
+            .expect("get")
+            .expect("still there");
+        assert_same(&back, &keep, true);
+        let back = b
+            .get_processed_context("keep-2", ContextType::Knowledge, true)
+            .await
+            .expect("get")
+            .expect("still there");
+        assert_same(&back, &other, true);
+    }
+
+    /// An upsert replaces the whole stored record: fields and metadata the new version leaves
+    /// unset are gone, on every read path (get, scoped search, delete by source file).
+    pub async fn overwrite_replaces_the_whole_record(h: &dyn VectorKitHarness) {
+        let b = h.fresh(spec()).await;
+        let mut first = with_user(context("z1", ContextType::Event, 9), "alice");
+        first.properties.source_file_key = Some("alice:/old.md".into());
+        first.properties.parent_id = Some("p-old".into());
+        first.properties.time_bucket = Some("2026-02-21".into());
+        first.extracted_data.summary = Some("old summary".into());
+        first
+            .metadata
+            .insert("secret_note".into(), json!("old value"));
+        b.upsert_processed_context(&first).await.expect("upsert");
+
+        let second = context("z1", ContextType::Event, 9);
+        b.upsert_processed_context(&second)
+            .await
+            .expect("overwrite");
+        let back = b
+            .get_processed_context("z1", ContextType::Event, true)
+            .await
+            .expect("get")
+            .expect("present");
+        assert_same(&back, &second, true);
+        let hits = b
+            .search(&SearchQuery::new(unit_vector(9, DIM)).scope(Scope::user("alice")))
+            .await
+            .expect("search");
+        assert!(
+            hits.is_empty(),
+            "a search scoped to the old user still finds the overwritten record"
+        );
+        assert_eq!(
+            b.delete_by_source_file("alice:/old.md", None)
+                .await
+                .expect("delete by old key"),
+            0,
+            "the old source_file_key still matches"
+        );
+        assert_eq!(
+            b.get_processed_context_count(ContextType::Event)
+                .await
+                .expect("count"),
+            1
+        );
+    }
+
+    /// Hits with equal scores are ordered by id (the rule: score descending, then id).
+    pub async fn ties_rank_by_id(h: &dyn VectorKitHarness) {
+        let b = h.fresh(spec()).await;
+        let ids: Vec<String> = (0..12)
+            .map(|i| format!("tie-{:02}", (i * 7) % 12))
+            .collect();
+        let batch: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let mut c = context(id, ContextType::Event, 0);
+                c.vectorize.vector = Some(axis(3));
+                c
+            })
+            .collect();
+        b.batch_upsert_processed_context(&batch)
+            .await
+            .expect("upsert");
+        let mut sorted = ids.clone();
+        sorted.sort();
+        for _ in 0..3 {
+            let hits = b
+                .search(&SearchQuery::new(axis(3)).top_k(12))
+                .await
+                .expect("search");
+            let got: Vec<_> = hits.iter().map(|h| h.context.id.clone()).collect();
+            assert_eq!(got, sorted, "equal scores are ordered by id, every time");
+        }
+        // With fewer hits than ties, the returned ones are still in id order.
+        let hits = b
+            .search(&SearchQuery::new(axis(3)).top_k(5))
+            .await
+            .expect("search");
+        assert_eq!(hits.len(), 5);
+        assert!(
+            hits.windows(2).all(|w| w[0].context.id < w[1].context.id),
+            "ties in id order"
+        );
+    }
+
     /// Todo embeddings: upsert, similarity search with threshold, delete; `Unsupported` when
     /// disabled.
     pub async fn todo_embeddings(h: &dyn VectorKitHarness) {
@@ -1257,6 +1443,22 @@ pub mod cases {
             })
             .await;
         assert!(b.capabilities().todo_embeddings);
+        expect_kind(
+            b.upsert_todo_embedding(-1, "negative id", &axis(0), None)
+                .await,
+            ErrorKind::InvalidInput,
+            "a negative todo id",
+        );
+        expect_kind(
+            b.search_similar_todos(&axis(0), 5, f32::NAN).await,
+            ErrorKind::InvalidInput,
+            "a NaN similarity threshold",
+        );
+        expect_kind(
+            b.delete_todo_embedding(-1).await,
+            ErrorKind::InvalidInput,
+            "deleting a negative todo id",
+        );
         let meta = json!({"urgency": 2}).as_object().cloned().expect("map");
         b.upsert_todo_embedding(1, "buy milk", &axis(0), Some(&meta))
             .await
