@@ -16,12 +16,13 @@ use storage_core::{
 
 const DIM: usize = 8;
 
-async fn open(tag: &str) -> Option<(ChromaBackend, ChromaConfig)> {
+async fn open(tag: &str) -> Option<(ChromaBackend, ChromaConfig, common::Cleanup)> {
     let url = common::shared_url().await?;
-    let config = common::config(&url, DIM, tag);
+    let (config, cleanup) = common::config(&url, DIM, tag);
     Some((
         ChromaBackend::open(config.clone()).await.expect("open"),
         config,
+        cleanup,
     ))
 }
 
@@ -58,7 +59,7 @@ async fn found(b: &ChromaBackend, f: Filter) -> (Vec<String>, Vec<String>) {
 /// that lack the field (where `$ne`, `$nin` and negated ranges must match).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_agree_with_the_reference_semantics_on_missing_fields() {
-    let Some((b, _)) = open("flt").await else {
+    let Some((b, _, _cleanup)) = open("flt").await else {
         return;
     };
     let mut batch = Vec::new();
@@ -119,7 +120,7 @@ async fn filters_agree_with_the_reference_semantics_on_missing_fields() {
 /// collection named as the original names them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_records_in_the_original_layout_and_names_collections_like_it() {
-    let Some((b, config)) = open("orig").await else {
+    let Some((b, config, _cleanup)) = open("orig").await else {
         return;
     };
     let names = b.get_collection_names().await.expect("names");
@@ -190,16 +191,17 @@ async fn creates_tenant_and_database_splits_batches_and_hides_secrets() {
     let Some(url) = common::shared_url().await else {
         return;
     };
-    let mut config = common::config(&url, DIM, "ten");
-    config.tenant = common::unique_prefix("tenant")
-        .trim_end_matches('_')
-        .to_owned();
-    config.database = "db_x".into();
+    let (mut config, _) = common::config(&url, DIM, "ten");
+    // Chroma cannot delete tenants: one test tenant (created when missing, as on every fresh
+    // server), and a database of this run's own, removed whatever happens.
+    config.tenant = common::TEST_TENANT.into();
+    config.database = common::unique_prefix("db").trim_end_matches('_').to_owned();
+    let _cleanup = common::Cleanup::database(&config);
     config.max_batch_size = Some(7);
     config.auth_token = storage_core::config::Secret::new("tok-s3cret");
     let b = ChromaBackend::open(config)
         .await
-        .expect("open in a new tenant");
+        .expect("open in a new database, maybe a new tenant");
     assert_eq!(b.batch_size(), 7);
     let debug = format!("{b:?}");
     assert!(!debug.contains("tok-s3cret"), "{debug}");
@@ -222,7 +224,7 @@ async fn creates_tenant_and_database_splits_batches_and_hides_secrets() {
 /// others are inserted and deleted meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scroll_is_exact_under_concurrent_writes() {
-    let Some((b, _)) = open("scr").await else {
+    let Some((b, _, _cleanup)) = open("scr").await else {
         return;
     };
     let batch: Vec<ProcessedContext> = (0..60)
