@@ -993,15 +993,23 @@ impl VectorStorageBackend for ChromaBackend {
             let plan = filter::plan(Some(&f))?;
             let mut n = 0;
             for t in ContextType::ALL {
-                let ids: Vec<String> = i
-                    .matching(t, &plan, false, false)
-                    .await?
-                    .into_iter()
-                    .map(|r| r.id)
-                    .collect();
-                if !ids.is_empty() {
-                    i.delete_ids(&i.coll(t).id, &ids).await?;
-                    n += ids.len() as u64;
+                let step = async {
+                    let ids: Vec<String> = i
+                        .matching(t, &plan, false, false)
+                        .await?
+                        .into_iter()
+                        .map(|r| r.id)
+                        .collect();
+                    if !ids.is_empty() {
+                        i.delete_ids(&i.coll(t).id, &ids).await?;
+                    }
+                    Ok::<_, StorageError>(ids.len() as u64)
+                };
+                match step.await {
+                    Ok(k) => n += k,
+                    // The types before are deleted: partly applied (repeating is safe).
+                    Err(e) if n > 0 => return Err(e.with_outcome_unknown(true)),
+                    Err(e) => return Err(e),
                 }
             }
             Ok(n)

@@ -10,8 +10,8 @@ use serde_json::json;
 use storage_chroma::{ChromaBackend, ChromaConfig};
 use storage_core::testkit::vector::cases::context;
 use storage_core::{
-    ContextType, Filter, ProcessedContext, Scope, ScrollQuery, SearchQuery, StorageBackend,
-    VectorStorageBackend,
+    ContextType, ErrorKind, Filter, HierarchyQuery, ProcessedContext, Scope, ScrollQuery,
+    SearchQuery, StorageBackend, VectorStorageBackend,
 };
 
 const DIM: usize = 8;
@@ -262,4 +262,90 @@ async fn scroll_is_exact_under_concurrent_writes() {
             "c{i:02} present throughout"
         );
     }
+}
+
+/// Without bounds, `search_by_hierarchy` returns every record of the level, those without a
+/// `time_bucket` too (the original asks Chroma for the level only); a bound excludes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hierarchy_without_bounds_keeps_records_without_a_bucket() {
+    let Some((b, _, _cleanup)) = open("hier").await else {
+        return;
+    };
+    let mut with = context("h1", ContextType::Event, 1);
+    with.properties.hierarchy_level = 1;
+    with.properties.time_bucket = Some("2026-02-21".into());
+    let mut without = context("h2", ContextType::Event, 2);
+    without.properties.hierarchy_level = 1;
+    let other_level = context("h3", ContextType::Event, 3);
+    b.batch_upsert_processed_context(&[with, without, other_level])
+        .await
+        .expect("upsert");
+    let q = |start: Option<&str>| HierarchyQuery {
+        context_type: ContextType::Event,
+        hierarchy_level: 1,
+        time_bucket_start: start.map(str::to_owned),
+        time_bucket_end: None,
+        user_id: None,
+        top_k: 20,
+    };
+    let ids = |hits: Vec<storage_core::ScoredContext>| {
+        hits.into_iter().map(|h| h.context.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(b.search_by_hierarchy(&q(None)).await.unwrap()),
+        ["h2", "h1"],
+        "by bucket, none first"
+    );
+    assert_eq!(
+        ids(b.search_by_hierarchy(&q(Some("2026-02-01"))).await.unwrap()),
+        ["h1"]
+    );
+}
+
+/// With `vector_size` unset (as in the original's entries) and no collection holding a
+/// vector yet, `open` asks for it, and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unset_vector_size_without_vectors_is_a_clear_config_error() {
+    let Some(url) = common::shared_url().await else {
+        return;
+    };
+    let (mut config, _cleanup) = common::config(&url, 0, "novs");
+    config.vector_size = 0;
+    let e = ChromaBackend::open(config.clone())
+        .await
+        .expect_err("no size");
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("'vector_size' is not set"), "{e}");
+    let names = common::collection_names(&url, &config.tenant, &config.database).await;
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with(&config.collection_prefix)),
+        "{names:?}"
+    );
+}
+
+/// The cleanup guard removes a test's collections also when the test panics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_guard_removes_collections_of_a_failing_test() {
+    let Some(url) = common::shared_url().await else {
+        return;
+    };
+    let (config, cleanup) = common::config(&url, DIM, "guard");
+    let prefix = config.collection_prefix.clone();
+    let (tenant, database) = (config.tenant.clone(), config.database.clone());
+    let failing = tokio::spawn(async move {
+        let _cleanup = cleanup;
+        let b = ChromaBackend::open(config).await.expect("open");
+        b.upsert_processed_context(&context("g1", ContextType::Event, 1))
+            .await
+            .expect("upsert");
+        panic!("a failing test");
+    });
+    assert!(failing.await.unwrap_err().is_panic());
+    let names = common::collection_names(&url, &tenant, &database).await;
+    assert!(
+        names.iter().all(|n| !n.starts_with(&prefix)),
+        "left behind: {names:?}"
+    );
 }
