@@ -136,8 +136,10 @@ async fn run(url: &str) -> String {
 
     let mut config = ChromaConfig::new(url, DIM).with_prefix(common::unique_prefix("bench"));
     config.database = "opencontext_bench".into();
+    // The bench's collections go when it ends, also on a long-lived CHROMA_URL server.
+    let _cleanup = common::Cleanup::collections(&config);
     let start = Instant::now();
-    let store = ChromaBackend::open(config).await.expect("open");
+    let store = ChromaBackend::open(config.clone()).await.expect("open");
     writeln!(
         out,
         "open (creates 5 collections): {:.1} ms",

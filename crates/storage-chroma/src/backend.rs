@@ -27,6 +27,8 @@ const NAME: &str = "chromadb";
 const DEFAULT_BATCH: usize = 1000;
 /// Ids per `get`/`delete` request.
 const ID_CHUNK: usize = 1000;
+/// Base name of the todo collection.
+const TODO: &str = "todo";
 /// Todo metadata keys written by the backend.
 const TODO_KEYS: [&str; 3] = ["todo_id", "content", "created_at"];
 
@@ -94,7 +96,7 @@ impl ChromaBackend {
         Self::open_inner(config).await.context(NAME, "open")
     }
 
-    async fn open_inner(config: ChromaConfig) -> Result<ChromaBackend> {
+    async fn open_inner(mut config: ChromaConfig) -> Result<ChromaBackend> {
         config.validate()?;
         let client = Client::new(&config)?;
         client.heartbeat().await?;
@@ -107,6 +109,18 @@ impl ChromaBackend {
             .unwrap_or(DEFAULT_BATCH)
             .min(server_max.unwrap_or(usize::MAX))
             .max(1);
+        // Before creating anything: the prefix must not hide data stored beside it, and an
+        // unset vector_size comes from the existing collections.
+        let existing: HashMap<String, CollectionInfo> = client
+            .list_collections()
+            .await?
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        check_neighbours(&client, &config, &existing).await?;
+        if config.vector_size == 0 {
+            config.vector_size = dimension_from(&config, &existing)?;
+        }
         let hnsw = json!({
             "hnsw": {
                 "space": "cosine",
@@ -117,7 +131,7 @@ impl ChromaBackend {
         });
         let mut collections = BTreeMap::new();
         for t in ContextType::ALL {
-            let name = format!("{}{}", config.collection_prefix, t.as_str());
+            let name = config.collection_name(t.as_str());
             let meta = json!({ "hnsw:space": "cosine", "context_type": t.as_str() });
             let info = client
                 .get_or_create_collection(&name, meta, hnsw.clone())
@@ -125,7 +139,7 @@ impl ChromaBackend {
             collections.insert(t, check_collection(info, &config)?);
         }
         let todo = if config.todo_embeddings {
-            let name = format!("{}todo", config.collection_prefix);
+            let name = config.collection_name(TODO);
             let meta = json!({
                 "hnsw:space": "cosine",
                 "description": "Todo embeddings for deduplication",
@@ -159,6 +173,117 @@ impl ChromaBackend {
     /// Records per upsert request (the configured or server's `max_batch_size`).
     pub fn batch_size(&self) -> usize {
         self.inner.batch
+    }
+}
+
+/// The bases of the collection names: the context types, then `todo`.
+fn bases() -> impl Iterator<Item = &'static str> {
+    ContextType::ALL.iter().map(|t| t.as_str()).chain([TODO])
+}
+
+/// Refuses to open a prefixed store whose collections are all missing or empty while other
+/// collections of this database hold data under the names the store would have had: the
+/// original's (it ignores `collection_prefix` and always uses the bare type names) or the
+/// glued `<prefix><type>` of earlier versions of this backend. Opening would show an empty
+/// store next to the user's data.
+async fn check_neighbours(
+    client: &Client,
+    config: &ChromaConfig,
+    existing: &HashMap<String, CollectionInfo>,
+) -> Result<()> {
+    let prefix = &config.collection_prefix;
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    let ours: Vec<String> = bases().map(|b| config.collection_name(b)).collect();
+    for name in &ours {
+        if let Some(c) = existing.get(name)
+            && client.count(&c.id).await? > 0
+        {
+            return Ok(());
+        }
+    }
+    let mut found = Vec::new();
+    for (why, glued) in [
+        (
+            "written by the original, which ignores collection_prefix",
+            false,
+        ),
+        (
+            "named by earlier versions of this backend, which put no separator after the prefix",
+            true,
+        ),
+    ] {
+        let mut names = Vec::new();
+        for base in bases() {
+            let name = if glued {
+                format!("{prefix}{base}")
+            } else {
+                base.to_owned()
+            };
+            if ours.contains(&name) {
+                continue;
+            }
+            if let Some(c) = existing.get(&name) {
+                let n = client.count(&c.id).await?;
+                if n > 0 {
+                    names.push(format!("'{name}' ({n} records)"));
+                }
+            }
+        }
+        if !names.is_empty() {
+            found.push((why, glued, names));
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    let mut msg = format!(
+        "collection_prefix {prefix:?} selects the collections {} in tenant '{}', database '{}', \
+         which are missing or empty, but collections beside them hold data:",
+        ours.join(", "),
+        config.tenant,
+        config.database
+    );
+    for (why, glued, names) in &found {
+        msg.push_str(&format!(" {} ({why});", names.join(", ")));
+        if *glued {
+            msg.push_str(&format!(
+                " rename each '{prefix}<type>' to '{}' (Chroma: collection.modify(name=...)) to use them;",
+                config.collection_name("<type>")
+            ));
+        } else {
+            msg.push_str(" set `collection_prefix: \"\"` in this entry to use them;");
+        }
+    }
+    msg.push_str(" or, to start a separate empty store, set another `database`");
+    Err(StorageError::config(msg))
+}
+
+/// The dimension of the existing collections of this store, for an unset `vector_size`.
+fn dimension_from(
+    config: &ChromaConfig,
+    existing: &HashMap<String, CollectionInfo>,
+) -> Result<usize> {
+    let mut dims: Vec<(String, i64)> = bases()
+        .map(|b| config.collection_name(b))
+        .filter_map(|n| existing.get(&n).and_then(|c| c.dimension.map(|d| (n, d))))
+        .collect();
+    dims.sort_by_key(|(_, d)| *d);
+    dims.dedup_by_key(|(_, d)| *d);
+    match dims.as_slice() {
+        [(_, d)] if *d > 0 && *d as usize <= crate::MAX_VECTOR_SIZE => Ok(*d as usize),
+        [] => Err(StorageError::config(
+            "'vector_size' is not set and none of this store's collections holds a vector yet: \
+             set vector_size to the embedding dimension (the embedding model's output_dim)",
+        )),
+        _ => Err(StorageError::config(format!(
+            "'vector_size' is not set and the collections disagree on the dimension ({}): set vector_size",
+            dims.iter()
+                .map(|(n, d)| format!("'{n}': {d}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
 
@@ -370,7 +495,13 @@ impl Inner {
         Ok(())
     }
 
-    /// Queues `writes` after the pending ones and wakes the retry task.
+    /// Queues `writes` after the pending ones and wakes the retry task. The error is
+    /// `Timeout` when `cause` is one (the server stalled), else `Unavailable`; retryable.
+    /// Its outcome is always [`storage_core::WriteOutcome::Unknown`]: the kept records will be written by
+    /// the background retry or `close()` (and a timed-out request may have been applied
+    /// already), so the call's records may or may not be stored at any later moment.
+    /// Repeating the call is safe: upserts by id are idempotent and the repeat is sent after
+    /// the kept writes.
     fn keep(
         &self,
         q: &mut VecDeque<Write>,
@@ -382,14 +513,20 @@ impl Inner {
         q.extend(writes);
         self.wake.notify_one();
         let total = self.pending.load(Ordering::Acquire);
+        let kind = if cause.kind() == ErrorKind::Timeout {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Unavailable
+        };
         StorageError::new(
-            ErrorKind::Unavailable,
+            kind,
             format!(
                 "the Chroma server did not accept the write: {n} records kept pending ({total} in total), retried in the background and flushed by close()"
             ),
         )
         .set_retryable(true)
         .with_source(cause)
+        .with_outcome_unknown(true)
     }
 
     /// Sends upserts after the pending ones; on a retryable failure they are kept.
@@ -419,9 +556,25 @@ impl Inner {
     /// deleted); fails with `Unavailable` while they cannot be sent. Deletes are not kept.
     async fn delete_ids(&self, collection: &str, ids: &[String]) -> Result<()> {
         let mut q = self.writes.lock().await;
-        self.drain(&mut q).await?;
-        for chunk in ids.chunks(ID_CHUNK) {
-            self.client.delete_ids(collection, chunk).await?;
+        if let Err(e) = self.drain(&mut q).await {
+            // The failure is an older kept write's: this delete was not sent.
+            return Err(StorageError::new(
+                e.kind(),
+                "writes kept from earlier failed calls could not be sent first, so nothing was deleted",
+            )
+            .set_retryable(e.is_retryable())
+            .with_source(e));
+        }
+        for (n, chunk) in ids.chunks(ID_CHUNK).enumerate() {
+            if let Err(e) = self.client.delete_ids(collection, chunk).await {
+                // Earlier chunks are deleted: the call is partly applied. Deleting by id is
+                // idempotent, so repeating it is safe.
+                return Err(if n > 0 {
+                    e.with_outcome_unknown(true)
+                } else {
+                    e
+                });
+            }
         }
         Ok(())
     }
@@ -654,7 +807,7 @@ impl StorageBackend for ChromaBackend {
         if i.closed.load(Ordering::Acquire) {
             return Ok(());
         }
-        let deadline = Instant::now() + Duration::from_secs_f64(i.config.close_timeout_secs);
+        let deadline = Instant::now() + i.config.close_timeout();
         let mut q = i.writes.lock().await;
         let mut attempt = 0;
         // A kept write the server refuses for good is dropped by `drain`; the first such error
@@ -840,15 +993,23 @@ impl VectorStorageBackend for ChromaBackend {
             let plan = filter::plan(Some(&f))?;
             let mut n = 0;
             for t in ContextType::ALL {
-                let ids: Vec<String> = i
-                    .matching(t, &plan, false, false)
-                    .await?
-                    .into_iter()
-                    .map(|r| r.id)
-                    .collect();
-                if !ids.is_empty() {
-                    i.delete_ids(&i.coll(t).id, &ids).await?;
-                    n += ids.len() as u64;
+                let step = async {
+                    let ids: Vec<String> = i
+                        .matching(t, &plan, false, false)
+                        .await?
+                        .into_iter()
+                        .map(|r| r.id)
+                        .collect();
+                    if !ids.is_empty() {
+                        i.delete_ids(&i.coll(t).id, &ids).await?;
+                    }
+                    Ok::<_, StorageError>(ids.len() as u64)
+                };
+                match step.await {
+                    Ok(k) => n += k,
+                    // The types before are deleted: partly applied (repeating is safe).
+                    Err(e) if n > 0 => return Err(e.with_outcome_unknown(true)),
+                    Err(e) => return Err(e),
                 }
             }
             Ok(n)
@@ -884,13 +1045,17 @@ impl VectorStorageBackend for ChromaBackend {
                 .into_iter()
                 .map(|r| r.into_context(false))
                 .filter(|c| match c {
-                    Ok(c) => c.properties.time_bucket.as_deref().is_some_and(|tb| {
-                        time_bucket::in_range(
+                    // Without bounds every record of the level matches, with or without a
+                    // bucket (the original asks only for the level then); a bound excludes
+                    // records without one, as Chroma's `$gte`/`$lte` do.
+                    Ok(c) => match c.properties.time_bucket.as_deref() {
+                        Some(tb) => time_bucket::in_range(
                             tb,
                             q.time_bucket_start.as_deref(),
                             q.time_bucket_end.as_deref(),
-                        )
-                    }),
+                        ),
+                        None => q.time_bucket_start.is_none() && q.time_bucket_end.is_none(),
+                    },
                     Err(_) => true,
                 })
                 .collect::<Result<_>>()?;
@@ -1033,7 +1198,9 @@ impl VectorStorageBackend for ChromaBackend {
             });
             let mut out = Vec::new();
             for (row, distance) in query_rows(i.client.query(&coll.id, &body).await?)? {
-                let Some(d) = distance else { continue };
+                let d = distance.ok_or_else(|| {
+                    StorageError::backend(format!("query returned no distance for '{}'", row.id))
+                })?;
                 let score = similarity(d);
                 if score < similarity_threshold {
                     continue;

@@ -19,19 +19,27 @@ use storage_core::{Result, StorageError};
 ///   host: localhost
 ///   port: 8000
 ///   ssl: false
-///   vector_size: 384
+///   vector_size: 384        # optional when the collections already hold vectors
 ///   tenant: default_tenant
 ///   database: default_database
-///   collection_prefix: ""   # collections are named <prefix><context_type>, <prefix>todo
+///   collection_prefix: ""   # "" = the original's names; "oc" gives oc_event, oc_todo, ...
 /// ```
 ///
-/// Unknown keys (the original's `path`, `settings`) are ignored.
+/// Unknown keys (the original's `settings`) are ignored; `path` is read only to recognise
+/// the original's local mode (see [`ChromaConfig::mode`]).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChromaConfig {
-    /// `server` (default). The original's `local` mode embeds Chroma's engine in the Python
-    /// process; it has no Rust equivalent and is refused with a `Config` error.
-    #[serde(default = "default_mode")]
-    pub mode: String,
+    /// `server`, the only mode. Unset means `server`, unless `path` is set: the original
+    /// defaults to its `local` mode, which embeds Chroma's engine in the Python process and
+    /// has no Rust equivalent, so `mode: local` (or `path` without `mode`) is a `Config` error
+    /// that says how to run a server instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The original's local-mode data directory. Never opened here: with `mode` unset it
+    /// means the original's local mode (refused, see `mode`); with `mode: server` it is
+    /// ignored, as the original ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// Full base URL (`http://localhost:8000`); when set, `host`, `port` and `ssl` are ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -57,19 +65,28 @@ pub struct ChromaConfig {
     /// Chroma database (default `default_database`); created if missing.
     #[serde(default = "default_database")]
     pub database: String,
-    /// Prefix of the collection names (default empty: the original's names `event`, `todo`...).
+    /// Prefix of the collection names (default empty: the original's names `event`, `todo`,
+    /// ...). A prefix not ending in `_`, `-` or `.` is joined with `_` (`opencontext` gives
+    /// `opencontext_event`); see [`ChromaConfig::collection_name`]. The original reads no
+    /// prefix at all: `open` refuses a prefix whose collections are missing or empty while
+    /// collections of the original (or glued names `<prefix><type>`) hold data beside them.
     #[serde(default)]
     pub collection_prefix: String,
-    /// Dimension of every stored vector (the original's `vector_size`).
-    #[serde(deserialize_with = "lenient")]
+    /// Dimension of every stored vector. `0` (the default, as in the original's Chroma
+    /// entries, which have no such key) takes it from the existing collections at `open`;
+    /// when none holds a vector yet, `open` fails with a `Config` error asking for it.
+    #[serde(default, deserialize_with = "lenient")]
     pub vector_size: usize,
     /// Whether the `todo` collection exists (the factory sets it from `consumption.enabled`).
     #[serde(default, deserialize_with = "lenient")]
     pub todo_embeddings: bool,
-    /// Timeout of one HTTP request, in seconds (default 30).
+    /// Timeout of one HTTP request attempt, in seconds (default 30; more than 0, at most
+    /// 86 400): from connecting until the response body is read. A call makes at most
+    /// `max_retries + 1` attempts of each request.
     #[serde(default = "default_timeout", deserialize_with = "lenient")]
     pub timeout_secs: f64,
-    /// Timeout of establishing a connection, in seconds (default 5).
+    /// Timeout of establishing a connection, in seconds (default 5; more than 0, at most
+    /// 86 400). It is part of, and so never longer in effect than, `timeout_secs`.
     #[serde(default = "default_connect_timeout", deserialize_with = "lenient")]
     pub connect_timeout_secs: f64,
     /// Retries of a request that failed with a retryable error (connection refused or reset,
@@ -101,9 +118,6 @@ pub struct ChromaConfig {
     pub close_timeout_secs: f64,
 }
 
-fn default_mode() -> String {
-    "server".into()
-}
 fn default_host() -> String {
     "localhost".into()
 }
@@ -148,6 +162,7 @@ impl fmt::Debug for ChromaConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChromaConfig")
             .field("mode", &self.mode)
+            .field("path", &self.path)
             .field("base_url", &redact_url(&self.base_url()))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("auth_token", &self.auth_token)
@@ -157,9 +172,35 @@ impl fmt::Debug for ChromaConfig {
             .field("vector_size", &self.vector_size)
             .field("todo_embeddings", &self.todo_embeddings)
             .field("timeout_secs", &self.timeout_secs)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
             .field("max_retries", &self.max_retries)
             .finish_non_exhaustive()
     }
+}
+
+/// Seconds to a `Duration` without panicking: NaN and negatives give zero, huge values the
+/// largest bound `validate` accepts.
+fn secs(v: f64) -> Duration {
+    Duration::try_from_secs_f64(v.clamp(0.0, MAX_TIMEOUT_SECS)).unwrap_or(Duration::ZERO)
+}
+
+/// Largest accepted `timeout_secs`, `connect_timeout_secs` and `close_timeout_secs` (a day).
+const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
+/// The error for the original's embedded `local` mode: what to run instead.
+fn local_mode_error(c: &ChromaConfig) -> StorageError {
+    let why = match c.mode.as_deref() {
+        Some(m) => format!("'mode' is {m:?}"),
+        None => "'path' is set without 'mode' (the original's default mode is 'local')".into(),
+    };
+    let dir = c.path.as_deref().unwrap_or("DIR");
+    StorageError::config(format!(
+        "chromadb: {why}, but only 'server' mode exists here: the original's local mode runs \
+         Chroma inside its Python process, which Rust cannot do. Run a Chroma server on the \
+         data directory instead (a directory the original's local mode wrote is served as it \
+         is): `pip install chromadb`, then `chroma run --path {dir} --port 8000`; then set \
+         `mode: server`, `host: localhost`, `port: 8000` in this entry"
+    ))
 }
 
 /// `url` with the userinfo (`user:password@`) of its authority replaced by `***@`, for
@@ -180,7 +221,8 @@ impl ChromaConfig {
     /// dimensions and defaults for the rest.
     pub fn new(url: impl Into<String>, vector_size: usize) -> Self {
         ChromaConfig {
-            mode: default_mode(),
+            mode: Some("server".into()),
+            path: None,
             url: Some(url.into()),
             host: default_host(),
             port: default_port(),
@@ -203,6 +245,35 @@ impl ChromaConfig {
             hnsw_max_neighbors: default_m(),
             close_timeout_secs: default_close_timeout(),
         }
+    }
+
+    /// The Chroma collection name for `base` (a context type's name, or `todo`): `base`
+    /// itself when `collection_prefix` is empty (the original's names), `<prefix><base>`
+    /// when the prefix ends with `_`, `-` or `.`, else `<prefix>_<base>`.
+    pub fn collection_name(&self, base: &str) -> String {
+        let p = &self.collection_prefix;
+        if p.is_empty() || p.ends_with(['_', '-', '.']) {
+            format!("{p}{base}")
+        } else {
+            format!("{p}_{base}")
+        }
+    }
+
+    /// The longest one request of a call can take against a server that accepts
+    /// connections but never answers: `max_retries + 1` attempts of `timeout_secs` each plus
+    /// the backoff delays between them (`retry_backoff_ms` doubled per attempt, capped at
+    /// `max_backoff_ms`). A call fails at its first request that exhausts its attempts, so
+    /// this bounds `open`, a search or a write against a stalled server.
+    pub fn request_bound(&self) -> Duration {
+        let attempts = self.max_retries.saturating_add(1);
+        let mut total = self.timeout().saturating_mul(attempts);
+        let mut delay = Duration::from_millis(self.retry_backoff_ms);
+        let cap = Duration::from_millis(self.max_backoff_ms);
+        for _ in 0..self.max_retries.min(64) {
+            total = total.saturating_add(delay.min(cap));
+            delay = delay.saturating_mul(2);
+        }
+        total.saturating_add(cap.saturating_mul(self.max_retries.saturating_sub(64)))
     }
 
     /// Sets `collection_prefix`.
@@ -230,12 +301,20 @@ impl ChromaConfig {
         }
     }
 
+    /// `timeout_secs` as a `Duration` (`validate` bounds it; out-of-range values saturate
+    /// here instead of panicking).
     pub(crate) fn timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.timeout_secs)
+        secs(self.timeout_secs)
     }
 
+    /// `connect_timeout_secs` as a `Duration` (saturating, as [`Self::timeout`]).
     pub(crate) fn connect_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.connect_timeout_secs)
+        secs(self.connect_timeout_secs)
+    }
+
+    /// `close_timeout_secs` as a `Duration` (saturating, as [`Self::timeout`]).
+    pub(crate) fn close_timeout(&self) -> Duration {
+        secs(self.close_timeout_secs)
     }
 
     /// Checks the values.
@@ -244,11 +323,14 @@ impl ChromaConfig {
     /// [`storage_core::ErrorKind::Config`] naming the key and the bound.
     pub fn validate(&self) -> Result<()> {
         let err = |m: String| Err(StorageError::config(format!("chromadb: {m}")));
-        if self.mode != "server" {
-            return err(format!(
-                "'mode' is {:?}; only 'server' is supported (the original's embedded 'local' mode is Python-only: start a server with `chroma run --path DIR`)",
-                self.mode
-            ));
+        match (self.mode.as_deref(), &self.path) {
+            (Some("server"), _) | (None, None) => {}
+            (Some("local"), _) | (None, Some(_)) => return Err(local_mode_error(self)),
+            (Some(other), _) => {
+                return err(format!(
+                    "'mode' is {other:?}; the only mode is 'server' (a Chroma server reached over HTTP)"
+                ));
+            }
         }
         let url = self.base_url();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -257,9 +339,9 @@ impl ChromaConfig {
                 redact_url(&url)
             ));
         }
-        if self.vector_size == 0 || self.vector_size > MAX_VECTOR_SIZE {
+        if self.vector_size > MAX_VECTOR_SIZE {
             return err(format!(
-                "'vector_size' is {}, expected 1 to {MAX_VECTOR_SIZE}",
+                "'vector_size' is {}, expected 1 to {MAX_VECTOR_SIZE} (or 0: taken from the existing collections)",
                 self.vector_size
             ));
         }
@@ -295,9 +377,9 @@ impl ChromaConfig {
             ("connect_timeout_secs", self.connect_timeout_secs),
             ("close_timeout_secs", self.close_timeout_secs),
         ] {
-            if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+            if !(v.is_finite() && v > 0.0 && v <= MAX_TIMEOUT_SECS) {
                 return err(format!(
-                    "'{key}' is {v}, expected more than 0 and at most 86400"
+                    "'{key}' is {v} seconds, expected more than 0 and at most {MAX_TIMEOUT_SECS}"
                 ));
             }
         }
@@ -360,14 +442,21 @@ mod tests {
         let base = ChromaConfig::new("http://localhost:8000", 8);
         assert!(base.validate().is_ok());
         let mut c = base.clone();
-        c.mode = "local".into();
+        c.mode = Some("local".into());
         assert!(c.validate().unwrap_err().to_string().contains("'mode'"));
-        let c = ChromaConfig::new("http://x", 0);
+        let mut c = base.clone();
+        c.mode = Some("embedded".into());
+        assert!(c.validate().unwrap_err().to_string().contains("'mode'"));
+        let c = ChromaConfig::new("http://x", MAX_VECTOR_SIZE + 1);
         assert!(
             c.validate()
                 .unwrap_err()
                 .to_string()
                 .contains("vector_size")
+        );
+        assert!(
+            ChromaConfig::new("http://x", 0).validate().is_ok(),
+            "0: from the collections"
         );
         let c = base.clone().with_prefix("_bad");
         assert!(
@@ -389,5 +478,119 @@ mod tests {
         let mut c = base;
         c.tenant = "a/b".into();
         assert!(c.validate().unwrap_err().to_string().contains("tenant"));
+    }
+
+    /// The original's own Chroma entry (config_mysql.yaml: `mode: "local"`, `path`, no
+    /// `vector_size`) is refused for its mode, saying how to run a server, not for a missing
+    /// `vector_size`.
+    #[test]
+    fn the_originals_local_mode_entry_says_how_to_run_a_server() {
+        let yaml = r#"
+storage:
+  enabled: true
+  backends:
+    - name: "default_vector"
+      storage_type: "vector_db"
+      backend: "chromadb"
+      config:
+        mode: "local" # Options: "local", "server"
+        path: "${CONTEXT_PATH:.}/persist/chromadb"
+        collection_prefix: "opencontext"
+"#;
+        let app = storage_core::config::parse_config(yaml, |_| None).expect("parses");
+        let entry = &app.storage.backends[0];
+        let c: ChromaConfig = entry
+            .parse()
+            .expect("the entry parses; its mode is checked next");
+        let e = c.validate().unwrap_err();
+        let m = e.to_string();
+        assert_eq!(e.kind(), storage_core::ErrorKind::Config, "{m}");
+        assert!(!m.contains("missing field"), "{m}");
+        for needle in [
+            "'mode' is \"local\"",
+            "only 'server' mode exists",
+            "pip install chromadb",
+            "chroma run --path ./persist/chromadb --port 8000",
+            "mode: server",
+            "host",
+            "port",
+        ] {
+            assert!(m.contains(needle), "{needle:?} not in {m}");
+        }
+        // The original's default mode is local too: `path` without `mode` means it.
+        let mut entry = entry.clone();
+        entry.config.remove("mode");
+        let e = entry
+            .parse::<ChromaConfig>()
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("'path' is set without 'mode'"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("chroma run --path"), "{e}");
+        // With `mode: server`, `path` is ignored, as the original ignores it.
+        entry
+            .config
+            .insert("mode".into(), serde_json::json!("server"));
+        assert!(entry.parse::<ChromaConfig>().unwrap().validate().is_ok());
+    }
+
+    #[test]
+    fn prefixes_are_joined_with_a_separator() {
+        let c = ChromaConfig::new("http://x", 3);
+        assert_eq!(c.collection_name("event"), "event");
+        assert_eq!(
+            c.clone()
+                .with_prefix("opencontext")
+                .collection_name("event"),
+            "opencontext_event"
+        );
+        assert_eq!(
+            c.clone().with_prefix("oc_").collection_name("todo"),
+            "oc_todo"
+        );
+        assert_eq!(
+            c.clone().with_prefix("oc-").collection_name("todo"),
+            "oc-todo"
+        );
+        assert_eq!(c.with_prefix("a.b.").collection_name("todo"), "a.b.todo");
+    }
+
+    /// Timeouts out of bounds (0, negative, 1e20, NaN, also as strings from `${VAR}`
+    /// substitution) are `Config` errors naming the key and the bound, never a panic.
+    #[test]
+    fn timeouts_out_of_bounds_are_config_errors() {
+        for key in ["timeout_secs", "connect_timeout_secs", "close_timeout_secs"] {
+            for value in [
+                serde_json::json!(0),
+                serde_json::json!(-1.5),
+                serde_json::json!(1e20),
+                serde_json::json!("1e20"),
+                serde_json::json!("0"),
+                serde_json::json!(86_400.5),
+            ] {
+                let mut j = serde_json::json!({"mode": "server", "port": 8000, "vector_size": 8});
+                j[key] = value.clone();
+                let c: ChromaConfig = serde_json::from_value(j).unwrap();
+                // Building a Duration from the raw value must not panic either.
+                let _ = (c.timeout(), c.connect_timeout(), c.close_timeout());
+                let e = c.validate().unwrap_err();
+                assert_eq!(e.kind(), storage_core::ErrorKind::Config);
+                let m = e.to_string();
+                assert!(m.contains(&format!("'{key}'")), "{key}={value}: {m}");
+                assert!(
+                    m.contains("more than 0 and at most 86400"),
+                    "{key}={value}: {m}"
+                );
+            }
+        }
+        let mut c = ChromaConfig::new("http://x", 3);
+        c.timeout_secs = f64::NAN;
+        let _ = c.timeout();
+        c.timeout_secs = 86_400.0;
+        c.connect_timeout_secs = 0.001;
+        assert!(c.validate().is_ok());
     }
 }

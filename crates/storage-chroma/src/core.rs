@@ -24,6 +24,9 @@ pub(crate) struct Client {
     pub(crate) retries: u32,
     pub(crate) backoff: Duration,
     pub(crate) max_backoff: Duration,
+    /// `timeout_secs` and `connect_timeout_secs`, for messages.
+    timeout: Duration,
+    connect_timeout: Duration,
 }
 
 /// A collection as `create_collection` returns it (the fields we read).
@@ -108,6 +111,8 @@ impl Client {
             retries: cfg.max_retries,
             backoff: Duration::from_millis(cfg.retry_backoff_ms),
             max_backoff: Duration::from_millis(cfg.max_backoff_ms),
+            timeout: cfg.timeout(),
+            connect_timeout: cfg.connect_timeout(),
         })
     }
 
@@ -118,11 +123,41 @@ impl Client {
             .min(self.max_backoff)
     }
 
-    /// Sends a request, retrying retryable failures `retries` times with backoff.
+    /// Sends a read (or a request whose outcome does not matter), retrying retryable
+    /// failures `retries` times with backoff. Each attempt is bounded by `timeout_secs`.
     async fn call(&self, method: Method, url: &str, body: Option<&Json>) -> Result<Json> {
+        self.send(method, url, body, false).await
+    }
+
+    /// Sends an idempotent write (an upsert or a delete by id), retrying as [`Self::call`].
+    /// When any attempt's request may have reached the server without its answer coming
+    /// back (a timeout after connecting, a connection cut mid-request, HTTP 502/504), the
+    /// final error's outcome is [`storage_core::WriteOutcome::Unknown`] (still retryable:
+    /// repeating the write gives the same state).
+    async fn call_write(&self, method: Method, url: &str, body: &Json) -> Result<Json> {
+        self.send(method, url, Some(body), true).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Json>,
+        write: bool,
+    ) -> Result<Json> {
         let mut attempt = 0;
+        let mut maybe_applied = false;
         loop {
-            match self.call_once(method.clone(), url, body).await {
+            let r = self.call_once(method.clone(), url, body).await;
+            let r = match r {
+                Err((e, sent)) if write && (sent || maybe_applied) => {
+                    maybe_applied = true;
+                    Err(e.with_outcome_unknown(true))
+                }
+                Err((e, _)) => Err(e),
+                Ok(v) => Ok(v),
+            };
+            match r {
                 Err(e) if e.is_retryable() && attempt < self.retries => {
                     tracing::debug!(
                         url = %crate::config::redact_url(url),
@@ -138,23 +173,76 @@ impl Client {
         }
     }
 
-    async fn call_once(&self, method: Method, url: &str, body: Option<&Json>) -> Result<Json> {
+    /// One attempt. The error comes with whether the request may have reached the server
+    /// (so a write may have been applied): every failure except a failed connection, and
+    /// HTTP 502/504 (a proxy that forwarded it may have lost the answer).
+    async fn call_once(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Json>,
+    ) -> std::result::Result<Json, (StorageError, bool)> {
         let mut req = self.http.request(method, url);
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(transport_error)?;
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let sent = !e.is_connect() && !e.is_builder();
+                return Err((self.transport_error(e), sent));
+            }
+        };
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(transport_error)?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| (self.transport_error(e), true))?;
         if status.is_success() {
             if bytes.is_empty() {
                 return Ok(Json::Null);
             }
             return serde_json::from_slice(&bytes).map_err(|e| {
-                StorageError::backend("the server's response is not valid JSON").with_source(e)
+                (
+                    StorageError::backend("the server's response is not valid JSON").with_source(e),
+                    false,
+                )
             });
         }
-        Err(status_error(status, &bytes))
+        let maybe_applied = matches!(status.as_u16(), 502 | 504);
+        Err((status_error(status, &bytes), maybe_applied))
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> StorageError {
+        let (kind, message) = if e.is_timeout() {
+            let (what, limit) = if e.is_connect() {
+                ("connect_timeout_secs", self.connect_timeout)
+            } else {
+                ("timeout_secs", self.timeout)
+            };
+            (
+                ErrorKind::Timeout,
+                format!(
+                    "the Chroma server did not answer within {what} = {} s",
+                    limit.as_secs_f64()
+                ),
+            )
+        } else if e.is_decode() || e.is_builder() {
+            (
+                ErrorKind::Backend,
+                "request to the Chroma server failed".to_owned(),
+            )
+        } else {
+            // Connection refused or reset, DNS, TLS, a body cut off: the server may come back.
+            (
+                ErrorKind::Unavailable,
+                "request to the Chroma server failed".to_owned(),
+            )
+        };
+        let retryable = kind != ErrorKind::Backend;
+        StorageError::new(kind, message)
+            .set_retryable(retryable)
+            .with_source(e.without_url())
     }
 
     async fn call_as<T: DeserializeOwned>(
@@ -221,6 +309,26 @@ impl Client {
         Ok(())
     }
 
+    /// Every collection of the database (paged by 100, the whole list).
+    pub(crate) async fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
+        const PAGE: usize = 100;
+        let mut out = Vec::new();
+        loop {
+            let page: Vec<CollectionInfo> = self
+                .call_as(
+                    Method::GET,
+                    &format!("{}/collections?limit={PAGE}&offset={}", self.db, out.len()),
+                    None,
+                )
+                .await?;
+            let n = page.len();
+            out.extend(page);
+            if n < PAGE {
+                return Ok(out);
+            }
+        }
+    }
+
     /// `get_or_create` of a collection with `metadata` and `configuration`.
     pub(crate) async fn get_or_create_collection(
         &self,
@@ -248,13 +356,9 @@ impl Client {
 
     /// `collection_upsert` with a prepared body (`ids`, `embeddings`, `documents`, `metadatas`).
     pub(crate) async fn upsert(&self, collection_id: &str, body: &Json) -> Result<()> {
-        self.call(
-            Method::POST,
-            &self.coll(collection_id, "upsert"),
-            Some(body),
-        )
-        .await
-        .map(drop)
+        self.call_write(Method::POST, &self.coll(collection_id, "upsert"), body)
+            .await
+            .map(drop)
     }
 
     /// `collection_get`; `body` holds `ids`, `where`, `limit`, `offset`, `include`.
@@ -272,13 +376,9 @@ impl Client {
     /// `collection_delete` by ids.
     pub(crate) async fn delete_ids(&self, collection_id: &str, ids: &[String]) -> Result<()> {
         let body = json!({ "ids": ids });
-        self.call(
-            Method::POST,
-            &self.coll(collection_id, "delete"),
-            Some(&body),
-        )
-        .await
-        .map(drop)
+        self.call_write(Method::POST, &self.coll(collection_id, "delete"), &body)
+            .await
+            .map(drop)
     }
 
     /// `collection_count`.
@@ -293,21 +393,6 @@ fn ignore_conflict(r: Result<Json>) -> Result<()> {
         Err(e) if e.kind() == ErrorKind::Conflict => Ok(()),
         other => other.map(drop),
     }
-}
-
-fn transport_error(e: reqwest::Error) -> StorageError {
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_decode() || e.is_builder() {
-        ErrorKind::Backend
-    } else {
-        // Connection refused or reset, DNS, TLS, a body cut off: the server may come back.
-        ErrorKind::Unavailable
-    };
-    let retryable = kind != ErrorKind::Backend;
-    StorageError::new(kind, "request to the Chroma server failed")
-        .set_retryable(retryable)
-        .with_source(e.without_url())
 }
 
 /// Maps an HTTP error status and Chroma's `{"error", "message"}` body to an error.

@@ -46,13 +46,10 @@ fn assert_invalid<T: std::fmt::Debug>(r: storage_core::Result<T>, needles: &[&st
     }
 }
 
-async fn open(tag: &str) -> Option<ChromaBackend> {
+async fn open(tag: &str) -> Option<(ChromaBackend, common::Cleanup)> {
     let url = common::shared_url().await?;
-    Some(
-        ChromaBackend::open(common::config(&url, DIM, tag))
-            .await
-            .expect("open"),
-    )
+    let (config, cleanup) = common::config(&url, DIM, tag);
+    Some((ChromaBackend::open(config).await.expect("open"), cleanup))
 }
 
 async fn count(b: &ChromaBackend) -> u64 {
@@ -66,7 +63,9 @@ async fn count(b: &ChromaBackend) -> u64 {
 /// delete; longer ids and ids with control characters are refused before any write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_ids_round_trip_or_are_refused() {
-    let Some(b) = open("advid").await else { return };
+    let Some((b, _cleanup)) = open("advid").await else {
+        return;
+    };
     let good: Vec<String> = vec![
         "中文 🦀 ünïcödé".into(),
         "has space".into(),
@@ -167,7 +166,7 @@ async fn odd_ids_round_trip_or_are_refused() {
 /// each selects exactly its own record, in search, scroll and delete_by_source_file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_looking_values_are_literal() {
-    let Some(b) = open("advwhere").await else {
+    let Some((b, _cleanup)) = open("advwhere").await else {
         return;
     };
     let values = [
@@ -258,7 +257,7 @@ async fn operator_looking_values_are_literal() {
 /// `id` and `document` filters are exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_and_bogus_filter_keys() {
-    let Some(b) = open("advkeys").await else {
+    let Some((b, _cleanup)) = open("advkeys").await else {
         return;
     };
     b.batch_upsert_processed_context(&[ctx("k1", 1), ctx("k2", 2)])
@@ -311,7 +310,7 @@ async fn operator_and_bogus_filter_keys() {
 /// range and bad metadata keys are refused before any write; stored data is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_vectors_and_batches_write_nothing() {
-    let Some(b) = open("advvec").await else {
+    let Some((b, _cleanup)) = open("advvec").await else {
         return;
     };
     b.upsert_processed_context(&ctx("keep", 1)).await.unwrap();
@@ -397,7 +396,7 @@ async fn unstorable_metadata_in_a_later_chunk_writes_nothing() {
     let Some(url) = common::shared_url().await else {
         return;
     };
-    let mut config = common::config(&url, DIM, "advmeta");
+    let (mut config, _cleanup) = common::config(&url, DIM, "advmeta");
     config.max_batch_size = Some(10);
     let b = ChromaBackend::open(config).await.expect("open");
     let mut batch: Vec<_> = (0..25).map(|i| ctx(&format!("m{i}"), i + 1)).collect();
@@ -433,7 +432,7 @@ async fn unstorable_metadata_in_a_later_chunk_writes_nothing() {
 /// over is refused naming the id and the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payload_at_and_over_the_limit() {
-    let Some(b) = open("advsize").await else {
+    let Some((b, _cleanup)) = open("advsize").await else {
         return;
     };
     let mut big = ctx("big", 1);
@@ -461,7 +460,7 @@ async fn payload_at_and_over_the_limit() {
 /// the collection size answers what there is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_batch_and_huge_top_k() {
-    let Some(b) = open("advhuge").await else {
+    let Some((b, _cleanup)) = open("advhuge").await else {
         return;
     };
     let n = b.batch_size() * 2 + 17;
@@ -491,7 +490,7 @@ async fn huge_batch_and_huge_top_k() {
 /// Concurrent upserts of one id: exactly one record, and it is one whole version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_upserts_of_one_id() {
-    let Some(b) = open("advconc").await else {
+    let Some((b, _cleanup)) = open("advconc").await else {
         return;
     };
     let b = Arc::new(b);
@@ -526,7 +525,7 @@ async fn concurrent_upserts_of_one_id() {
 /// record never deleted yielded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scroll_while_deleting() {
-    let Some(b) = open("advscroll").await else {
+    let Some((b, _cleanup)) = open("advscroll").await else {
         return;
     };
     let all: Vec<_> = (0..200).map(|i| ctx(&format!("s{i:03}"), i + 1)).collect();
@@ -584,7 +583,8 @@ async fn server_killed_during_scroll_and_delete() {
     }
     let dir = tempfile::tempdir().expect("tmp");
     let server = ChromaProcess::start(dir.path(), None).await;
-    let mut config = common::config(&server.url, DIM, "advkill");
+    // The server is this test's own, in a temp directory: no cleanup guard.
+    let (mut config, _) = common::config(&server.url, DIM, "advkill");
     config.max_retries = 1;
     config.timeout_secs = 3.0;
     config.connect_timeout_secs = 1.0;
@@ -695,6 +695,7 @@ async fn documented_yaml_config_works_and_bad_values_are_clear() {
         .unwrap();
     assert_eq!(entry.backend, "chromadb");
     let config: ChromaConfig = entry.parse().expect("chroma config");
+    let _cleanup = common::Cleanup::collections(&config);
     assert_eq!(config.vector_size, 384);
     let b = ChromaBackend::open(config.clone())
         .await
@@ -728,7 +729,8 @@ async fn bad_todo_input_is_refused() {
     let Some(url) = common::shared_url().await else {
         return;
     };
-    let config = common::config(&url, DIM, "advtodo").with_todo_embeddings(true);
+    let (config, _cleanup) = common::config(&url, DIM, "advtodo");
+    let config = config.with_todo_embeddings(true);
     let b = ChromaBackend::open(config).await.expect("open");
     let v = unit_vector(1, DIM);
     b.upsert_todo_embedding(1, "first", &v, None).await.unwrap();
@@ -781,7 +783,7 @@ async fn path_like_names_are_config_errors() {
         ("collection_prefix", |c| c.collection_prefix = "a..b".into()),
     ];
     for (key, set) in cases {
-        let mut c = common::config(&url, DIM, "advpath");
+        let (mut c, _cleanup) = common::config(&url, DIM, "advpath");
         set(&mut c);
         let shown = format!("{}/{}/{}", c.tenant, c.database, c.collection_prefix);
         let e = ChromaBackend::open(c).await.expect_err(&shown);
@@ -794,7 +796,7 @@ async fn path_like_names_are_config_errors() {
 /// `InvalidInput` naming the parameter, never a server error or a wrong page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extreme_limits_offsets_and_top_k() {
-    let Some(b) = open("advlim").await else {
+    let Some((b, _cleanup)) = open("advlim").await else {
         return;
     };
     let batch: Vec<_> = (0..5).map(|i| ctx(&format!("l{i}"), i + 1)).collect();
@@ -855,7 +857,7 @@ async fn edge_values_round_trip() {
     let Some(url) = common::shared_url().await else {
         return;
     };
-    let mut config = common::config(&url, DIM, "advedge");
+    let (mut config, _cleanup) = common::config(&url, DIM, "advedge");
     config.max_batch_size = Some(2);
     let b = ChromaBackend::open(config).await.expect("open");
     let long_key = format!(
@@ -920,7 +922,8 @@ async fn server_killed_in_the_middle_of_a_split_batch() {
     }
     let dir = tempfile::tempdir().expect("tmp");
     let server = ChromaProcess::start(dir.path(), None).await;
-    let mut config = common::config(&server.url, DIM, "advmid");
+    // The server is this test's own, in a temp directory: no cleanup guard.
+    let (mut config, _) = common::config(&server.url, DIM, "advmid");
     config.max_batch_size = Some(20);
     config.max_retries = 1;
     config.timeout_secs = 5.0;
@@ -972,7 +975,7 @@ async fn server_killed_in_the_middle_of_a_split_batch() {
 /// `Filter::matches` on the stored payload, in search and scroll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn type_confused_filters_agree_with_the_reference() {
-    let Some(b) = open("advtype").await else {
+    let Some((b, _cleanup)) = open("advtype").await else {
         return;
     };
     let mut cs: Vec<_> = (0..4).map(|i| ctx(&format!("t{i}"), i + 1)).collect();

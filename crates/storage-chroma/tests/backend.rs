@@ -10,18 +10,19 @@ use serde_json::json;
 use storage_chroma::{ChromaBackend, ChromaConfig};
 use storage_core::testkit::vector::cases::context;
 use storage_core::{
-    ContextType, Filter, ProcessedContext, Scope, ScrollQuery, SearchQuery, StorageBackend,
-    VectorStorageBackend,
+    ContextType, ErrorKind, Filter, HierarchyQuery, ProcessedContext, Scope, ScrollQuery,
+    SearchQuery, StorageBackend, VectorStorageBackend,
 };
 
 const DIM: usize = 8;
 
-async fn open(tag: &str) -> Option<(ChromaBackend, ChromaConfig)> {
+async fn open(tag: &str) -> Option<(ChromaBackend, ChromaConfig, common::Cleanup)> {
     let url = common::shared_url().await?;
-    let config = common::config(&url, DIM, tag);
+    let (config, cleanup) = common::config(&url, DIM, tag);
     Some((
         ChromaBackend::open(config.clone()).await.expect("open"),
         config,
+        cleanup,
     ))
 }
 
@@ -58,7 +59,7 @@ async fn found(b: &ChromaBackend, f: Filter) -> (Vec<String>, Vec<String>) {
 /// that lack the field (where `$ne`, `$nin` and negated ranges must match).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_agree_with_the_reference_semantics_on_missing_fields() {
-    let Some((b, _)) = open("flt").await else {
+    let Some((b, _, _cleanup)) = open("flt").await else {
         return;
     };
     let mut batch = Vec::new();
@@ -119,7 +120,7 @@ async fn filters_agree_with_the_reference_semantics_on_missing_fields() {
 /// collection named as the original names them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_records_in_the_original_layout_and_names_collections_like_it() {
-    let Some((b, config)) = open("orig").await else {
+    let Some((b, config, _cleanup)) = open("orig").await else {
         return;
     };
     let names = b.get_collection_names().await.expect("names");
@@ -195,16 +196,17 @@ async fn creates_tenant_and_database_splits_batches_and_hides_secrets() {
     let Some(url) = common::shared_url().await else {
         return;
     };
-    let mut config = common::config(&url, DIM, "ten");
-    config.tenant = common::unique_prefix("tenant")
-        .trim_end_matches('_')
-        .to_owned();
-    config.database = "db_x".into();
+    let (mut config, _) = common::config(&url, DIM, "ten");
+    // Chroma cannot delete tenants: one test tenant (created when missing, as on every fresh
+    // server), and a database of this run's own, removed whatever happens.
+    config.tenant = common::TEST_TENANT.into();
+    config.database = common::unique_prefix("db").trim_end_matches('_').to_owned();
+    let _cleanup = common::Cleanup::database(&config);
     config.max_batch_size = Some(7);
     config.auth_token = storage_core::config::Secret::new("tok-s3cret");
     let b = ChromaBackend::open(config)
         .await
-        .expect("open in a new tenant");
+        .expect("open in a new database, maybe a new tenant");
     assert_eq!(b.batch_size(), 7);
     let debug = format!("{b:?}");
     assert!(!debug.contains("tok-s3cret"), "{debug}");
@@ -227,7 +229,7 @@ async fn creates_tenant_and_database_splits_batches_and_hides_secrets() {
 /// others are inserted and deleted meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scroll_is_exact_under_concurrent_writes() {
-    let Some((b, _)) = open("scr").await else {
+    let Some((b, _, _cleanup)) = open("scr").await else {
         return;
     };
     let batch: Vec<ProcessedContext> = (0..60)
@@ -265,4 +267,90 @@ async fn scroll_is_exact_under_concurrent_writes() {
             "c{i:02} present throughout"
         );
     }
+}
+
+/// Without bounds, `search_by_hierarchy` returns every record of the level, those without a
+/// `time_bucket` too (the original asks Chroma for the level only); a bound excludes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hierarchy_without_bounds_keeps_records_without_a_bucket() {
+    let Some((b, _, _cleanup)) = open("hier").await else {
+        return;
+    };
+    let mut with = context("h1", ContextType::Event, 1);
+    with.properties.hierarchy_level = 1;
+    with.properties.time_bucket = Some("2026-02-21".into());
+    let mut without = context("h2", ContextType::Event, 2);
+    without.properties.hierarchy_level = 1;
+    let other_level = context("h3", ContextType::Event, 3);
+    b.batch_upsert_processed_context(&[with, without, other_level])
+        .await
+        .expect("upsert");
+    let q = |start: Option<&str>| HierarchyQuery {
+        context_type: ContextType::Event,
+        hierarchy_level: 1,
+        time_bucket_start: start.map(str::to_owned),
+        time_bucket_end: None,
+        user_id: None,
+        top_k: 20,
+    };
+    let ids = |hits: Vec<storage_core::ScoredContext>| {
+        hits.into_iter().map(|h| h.context.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(b.search_by_hierarchy(&q(None)).await.unwrap()),
+        ["h2", "h1"],
+        "by bucket, none first"
+    );
+    assert_eq!(
+        ids(b.search_by_hierarchy(&q(Some("2026-02-01"))).await.unwrap()),
+        ["h1"]
+    );
+}
+
+/// With `vector_size` unset (as in the original's entries) and no collection holding a
+/// vector yet, `open` asks for it, and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unset_vector_size_without_vectors_is_a_clear_config_error() {
+    let Some(url) = common::shared_url().await else {
+        return;
+    };
+    let (mut config, _cleanup) = common::config(&url, 0, "novs");
+    config.vector_size = 0;
+    let e = ChromaBackend::open(config.clone())
+        .await
+        .expect_err("no size");
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("'vector_size' is not set"), "{e}");
+    let names = common::collection_names(&url, &config.tenant, &config.database).await;
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with(&config.collection_prefix)),
+        "{names:?}"
+    );
+}
+
+/// The cleanup guard removes a test's collections also when the test panics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_guard_removes_collections_of_a_failing_test() {
+    let Some(url) = common::shared_url().await else {
+        return;
+    };
+    let (config, cleanup) = common::config(&url, DIM, "guard");
+    let prefix = config.collection_prefix.clone();
+    let (tenant, database) = (config.tenant.clone(), config.database.clone());
+    let failing = tokio::spawn(async move {
+        let _cleanup = cleanup;
+        let b = ChromaBackend::open(config).await.expect("open");
+        b.upsert_processed_context(&context("g1", ContextType::Event, 1))
+            .await
+            .expect("upsert");
+        panic!("a failing test");
+    });
+    assert!(failing.await.unwrap_err().is_panic());
+    let names = common::collection_names(&url, &tenant, &database).await;
+    assert!(
+        names.iter().all(|n| !n.starts_with(&prefix)),
+        "left behind: {names:?}"
+    );
 }

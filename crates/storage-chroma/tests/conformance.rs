@@ -11,13 +11,16 @@ use storage_core::testkit::vector::{KitSpec, VectorKitHarness, cases};
 
 struct Harness {
     url: String,
+    /// One guard per `fresh` backend: its collections go when the case ends, passed or not.
+    cleanups: std::sync::Mutex<Vec<common::Cleanup>>,
 }
 
 #[async_trait::async_trait]
 impl VectorKitHarness for Harness {
     async fn fresh(&self, spec: KitSpec) -> Arc<dyn VectorStorageBackend> {
-        let config = common::config(&self.url, spec.dimension, "kit")
-            .with_todo_embeddings(spec.todo_embeddings);
+        let (config, cleanup) = common::config(&self.url, spec.dimension, "kit");
+        self.cleanups.lock().unwrap().push(cleanup);
+        let config = config.with_todo_embeddings(spec.todo_embeddings);
         Arc::new(ChromaBackend::open(config).await.expect("open chroma"))
     }
 }
@@ -30,7 +33,8 @@ macro_rules! kit {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let Some(url) = common::shared_url().await else { return };
-                cases::$case(&Harness { url }).await;
+                let harness = Harness { url, cleanups: Default::default() };
+                cases::$case(&harness).await;
             }
         )*
     };

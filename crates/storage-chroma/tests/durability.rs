@@ -23,8 +23,10 @@ async fn own_server(dir: &std::path::Path) -> Option<ChromaProcess> {
     Some(ChromaProcess::start(dir, None).await)
 }
 
+/// A quick config; the server is the test's own, in a temp directory removed with it, so
+/// no cleanup guard is needed.
 fn quick(url: &str) -> ChromaConfig {
-    let mut c = common::config(url, DIM, "dur");
+    let (mut c, _) = common::config(url, DIM, "dur");
     c.max_retries = 1;
     c.retry_backoff_ms = 50;
     c.max_backoff_ms = 500;
