@@ -474,9 +474,65 @@ impl Inner {
 
     /// Sends the pending writes in order; stops at the first failure, which stays queued
     /// when retryable. A write the server refuses for good (a 4xx) is removed and reported.
+    /// Sends one upsert so that it *replaces* the records it names. Chroma's upsert merges
+    /// the given metadata into an existing record and keeps its document when none is given,
+    /// so an overwrite that leaves a field unset would keep the old value (and an old
+    /// `user_id` or `source_file_key` would still match filters). Before each send, the
+    /// stored records of the ids are read: keys the new version lacks are sent as `null`
+    /// (which deletes them), and a record whose old document the new version drops is
+    /// deleted first (Chroma cannot clear a document).
+    async fn upsert_replacing(&self, w: &mut Write) -> Result<()> {
+        let ids: Vec<String> = w.body["ids"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !ids.is_empty() {
+            let old = self
+                .client
+                .get(
+                    &w.collection,
+                    &json!({ "ids": ids, "include": ["metadatas", "documents"] }),
+                )
+                .await?;
+            let docs = old.documents.unwrap_or_default();
+            let metas = old.metadatas.unwrap_or_default();
+            let mut clear = Vec::new();
+            for (k, id) in old.ids.iter().enumerate() {
+                let Some(pos) = ids.iter().position(|x| x == id) else {
+                    continue;
+                };
+                let had_doc = docs.get(k).is_some_and(Option::is_some);
+                let drops_doc = w.body["documents"][pos].is_null();
+                let Some(new_meta) = w.body["metadatas"][pos].as_object_mut() else {
+                    continue;
+                };
+                if had_doc && drops_doc {
+                    new_meta.retain(|_, v| !v.is_null());
+                    clear.push(id.clone());
+                    continue;
+                }
+                if let Some(Some(old_meta)) = metas.get(k) {
+                    for key in old_meta.keys() {
+                        if !new_meta.contains_key(key) {
+                            new_meta.insert(key.clone(), Json::Null);
+                        }
+                    }
+                }
+            }
+            if !clear.is_empty() {
+                self.client.delete_ids(&w.collection, &clear).await?;
+            }
+        }
+        self.client.upsert(&w.collection, &w.body).await
+    }
+
     async fn drain(&self, q: &mut VecDeque<Write>) -> Result<()> {
-        while let Some(w) = q.front() {
-            match self.client.upsert(&w.collection, &w.body).await {
+        while let Some(w) = q.front_mut() {
+            match self.upsert_replacing(w).await {
                 Ok(()) => {}
                 Err(e) if e.is_retryable() => return Err(e),
                 Err(e) => {
@@ -539,8 +595,8 @@ impl Inner {
             }
             return Err(e);
         }
-        while let Some(w) = writes.pop_front() {
-            match self.client.upsert(&w.collection, &w.body).await {
+        while let Some(mut w) = writes.pop_front() {
+            match self.upsert_replacing(&mut w).await {
                 Ok(()) => {}
                 Err(e) if e.is_retryable() => {
                     writes.push_front(w);
@@ -985,7 +1041,7 @@ impl VectorStorageBackend for ChromaBackend {
         let i = &self.inner;
         async {
             i.open()?;
-            validate::validate_id("source_file_key", source_file_key)?;
+            validate::validate_source_file_key(source_file_key, user_id)?;
             let mut f = Filter::eq("source_file_key", source_file_key);
             if let Some(u) = user_id {
                 f = f.and(Filter::eq("user_id", u));
@@ -1129,6 +1185,7 @@ impl VectorStorageBackend for ChromaBackend {
         async {
             i.open()?;
             let coll = i.todo()?;
+            validate::validate_todo_id(todo_id)?;
             validate::validate_vector("todo embedding", embedding, i.config.vector_size)?;
             let mut meta = JsonMap::new();
             if let Some(m) = metadata {
@@ -1239,6 +1296,7 @@ impl VectorStorageBackend for ChromaBackend {
         async {
             i.open()?;
             let coll = i.todo()?;
+            validate::validate_todo_id(todo_id)?;
             let id = vec![format!("todo_{todo_id}")];
             let existing = i.existing(&coll.id, &id).await?;
             if existing.is_empty() {
