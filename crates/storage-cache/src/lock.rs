@@ -18,7 +18,12 @@ pub(crate) fn lock_key(name: &str) -> String {
     format!("lock:{name}")
 }
 
-fn check(name: &str, timeout_secs: u64, blocking_timeout_secs: f64) -> Result<()> {
+/// Checks the arguments of [`Cache::acquire_lock`].
+pub(crate) fn check_acquire(
+    name: &str,
+    timeout_secs: u64,
+    blocking_timeout_secs: f64,
+) -> Result<()> {
     if name.is_empty() {
         return Err(StorageError::invalid_input("lock name must not be empty"));
     }
@@ -99,14 +104,6 @@ pub(crate) fn new_token() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-pub(crate) fn check_acquire(
-    name: &str,
-    timeout_secs: u64,
-    blocking_timeout_secs: f64,
-) -> Result<()> {
-    check(name, timeout_secs, blocking_timeout_secs)
-}
-
 /// The generic [`Cache::acquire_lock`] (used by [`crate::InMemoryCache`] and other
 /// implementations): `SET NX` with the call's token; an attempt that did not finish within
 /// the time left is abandoned and the next one also accepts the key already holding this
@@ -119,7 +116,7 @@ pub(crate) async fn acquire<C: Cache + ?Sized>(
     blocking: bool,
     blocking_timeout_secs: f64,
 ) -> Result<Option<String>> {
-    check(name, timeout_secs, blocking_timeout_secs)
+    check_acquire(name, timeout_secs, blocking_timeout_secs)
         .context(cache.backend_name(), "acquire_lock")?;
     let key = lock_key(name);
     let token = new_token();

@@ -640,9 +640,11 @@ pub async fn locks(f: &dyn CacheFactory) {
     assert_eq!(c.acquire_lock("job", 10, false, 0.0).await.unwrap(), None);
     let started = std::time::Instant::now();
     assert_eq!(c.acquire_lock("job", 10, true, 0.3).await.unwrap(), None);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250), "blocking waits");
     assert!(
-        started.elapsed() >= Duration::from_millis(250),
-        "blocking waits"
+        waited < Duration::from_millis(300) + Duration::from_secs(2),
+        "blocking_timeout_secs is honoured: waited {waited:?}"
     );
     assert!(!c.release_lock("job", "not-the-token").await.unwrap());
     assert!(

@@ -58,7 +58,6 @@ async fn every_call_times_out_within_its_bound_while_redis_is_stopped() {
     let cache = RedisCache::connect(config.clone()).await.unwrap();
     cache.set("k", "v", Some(60)).await.unwrap();
     cache.rpush("q", &["a"]).await.unwrap();
-
     server.stop();
     let read = times_out("get", attempt * 2, cache.get("k")).await;
     assert_eq!(
@@ -180,6 +179,44 @@ async fn every_call_times_out_within_its_bound_while_redis_is_stopped() {
         .unwrap()
         .expect("no lock left behind by the abandoned attempts");
     assert!(cache.release_lock("L", &token).await.unwrap());
+    cache.close().await.unwrap();
+}
+
+/// A checkout checks connections idle for more than 1 s with `PING`; against a frozen server
+/// each check times out and the pool moves on to the next connection. The checkout as a whole
+/// is bounded (it took one `socket_timeout` per shared socket, plus a connect, before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_over_idle_connections_is_bounded_as_a_whole() {
+    let Some(server) = PrivateRedis::start() else {
+        return;
+    };
+    let config = RedisCacheConfig {
+        socket_timeout: 1.0,
+        socket_connect_timeout: 0.3,
+        pool_timeout: Some(0.3),
+        max_connections: 16,
+        ..server.config()
+    };
+    let cache = RedisCache::connect(config.clone()).await.unwrap();
+    cache.set("k", "v", Some(60)).await.unwrap();
+    // Holding 16 loans makes the pool create 16 slots (spread over its 4 shared sockets).
+    let mut loans = Vec::new();
+    for _ in 0..16 {
+        loans.push(cache.connection().await.unwrap());
+    }
+    drop(loans);
+    assert_eq!(cache.pool_status().size, 16);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    server.stop();
+    let err = times_out(
+        "set",
+        config.attempt_timeout(),
+        cache.set("k", "w", Some(60)),
+    )
+    .await;
+    assert!(err.is_retryable(), "{err}");
+    server.resume();
+    assert!(cache.set("k", "after", Some(60)).await.unwrap());
     cache.close().await.unwrap();
 }
 

@@ -173,3 +173,23 @@ async fn a_blocking_command_on_a_lent_connection_does_not_stall_other_calls() {
     );
     f.cleanup().await.unwrap();
 }
+
+/// Item 13 of issue 8: a test that fails still removes the keys it wrote on the shared server
+/// (the factory cleans its prefix when dropped, also while the test unwinds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_test_leaves_no_keys_behind() {
+    let Some(f) = factory("failing").await else {
+        return;
+    };
+    let config = f.config().clone();
+    let failing = tokio::spawn(async move {
+        let cache = RedisCache::new(f.config().clone()).unwrap();
+        cache.set("left", "behind?", Some(600)).await.unwrap();
+        cache.rpush("list", &["x"]).await.unwrap();
+        assert_eq!(cache.keys("*").await.unwrap().len(), 2);
+        panic!("a failing test");
+    });
+    assert!(failing.await.unwrap_err().is_panic());
+    let check = RedisCache::new(config).unwrap();
+    assert_eq!(check.keys("*").await.unwrap(), Vec::<String>::new());
+}
