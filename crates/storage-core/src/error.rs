@@ -325,12 +325,9 @@ mod tests {
         let insert = err.with_outcome_unknown(false);
         assert_eq!(insert.outcome(), WriteOutcome::Unknown);
         assert!(!insert.is_retryable());
-        assert!(
-            insert
-                .to_string()
-                .contains("may or may not have been applied")
-        );
-        let upsert = StorageError::new(ErrorKind::Timeout, "no answer").with_outcome_unknown(true);
+        assert!(insert.to_string().contains("may or may not have been applied"));
+        let upsert =
+            StorageError::new(ErrorKind::Timeout, "no answer").with_outcome_unknown(true);
         assert!(upsert.is_retryable());
         assert_eq!(upsert.outcome(), WriteOutcome::Unknown);
     }
