@@ -385,6 +385,24 @@ pub trait Cache: Send + Sync + fmt::Debug {
     /// the lock expires by itself after that) and returns its token (a random UUID v4), or
     /// `None` when another holder has it: at once when `blocking` is false, else after waiting
     /// up to `blocking_timeout_secs` seconds (polling with a short jittered back-off).
+    ///
+    /// Time: a blocking call with `blocking_timeout_secs > 0` returns within that many
+    /// seconds, whatever the server does (every attempt is bounded by the time left); a
+    /// non-blocking one (or `blocking_timeout_secs == 0`) makes one attempt within the cache's
+    /// own call bounds.
+    ///
+    /// One token per call: every attempt of the call writes the same token, so an attempt
+    /// whose answer was lost (the server stalled) is recognised by a later one. When the call
+    /// gives up after such an attempt, it fails with `Timeout` (outcome `Unknown`, still
+    /// retryable: a new call uses a new token) and the implementation removes the lock that
+    /// attempt may have set under the call's token (`RedisCache`: a compare-and-delete queued
+    /// behind it on the same socket), so no lock stays that nobody can release. `None` means
+    /// an attempt was answered and someone else held the lock.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty name, `timeout_secs` 0, or a negative or non-finite
+    /// `blocking_timeout_secs`; `Timeout`/`Unavailable` when the server did not answer any
+    /// attempt; `NotInitialized` after close.
     async fn acquire_lock(
         &self,
         name: &str,

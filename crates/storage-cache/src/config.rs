@@ -149,6 +149,15 @@ impl RedisCacheConfig {
         secs(self.pool_timeout.unwrap_or(5.0))
     }
 
+    /// The longest one attempt of a [`crate::RedisCache`] call can take before it fails with
+    /// a retryable `Timeout`: `pool_timeout` (waiting for a free slot) +
+    /// `socket_connect_timeout` (opening, or checking with `PING`, the slot's connection) +
+    /// `socket_timeout` (the command's round trips). A read-only call that timed out makes a
+    /// second attempt when `retry_on_timeout` is set, so it is bounded by twice this value.
+    pub fn attempt_timeout(&self) -> Duration {
+        self.pool_timeout() + self.connect_timeout() + self.socket_timeout()
+    }
+
     /// Checks the values.
     ///
     /// # Errors

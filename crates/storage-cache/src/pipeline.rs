@@ -82,6 +82,13 @@ impl PipelineOp {
         }
     }
 
+    /// Whether applying the command twice leaves the same stored state as applying it once
+    /// (`incr` and `rpush` do not). Decides whether a write with an unknown outcome may be
+    /// retried.
+    pub fn is_idempotent(&self) -> bool {
+        !matches!(self, PipelineOp::Incr { .. } | PipelineOp::Rpush { .. })
+    }
+
     /// Checks keys and arguments as the single-command methods do.
     pub(crate) fn validate(&self) -> Result<()> {
         let result = match self {

@@ -10,8 +10,12 @@
 //! deadpool-redis' own `recycle` sends `UNWATCH` + `PING` every time an object leaves the
 //! pool, doubling the round trips of a single command. Here that check runs only for objects
 //! idle longer than [`IDLE_CHECK`]. A socket that fails with an I/O error is retired
-//! ([`PooledConnection::discard`]); objects still holding it are dropped at their next
+//! (`Slot::discard`); objects still holding it are dropped at their next
 //! checkout without a round trip, and the next `create` opens a new socket.
+//!
+//! [`PooledConnection`] (lent by [`crate::RedisCache::connection`]) is different: it holds a
+//! slot but talks over a socket of its own, so a blocking command sent on it (`BLPOP`,
+//! `XREAD BLOCK`, ...) cannot stall the cache's commands queued on the shared sockets.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
@@ -64,6 +68,13 @@ impl CacheManager {
     }
 }
 
+impl CacheManager {
+    /// Opens a socket that no slot shares (for [`PooledConnection`]).
+    pub(crate) async fn open_dedicated(&self) -> Result<MultiplexedConnection, RedisError> {
+        managed::Manager::create(&self.inner).await
+    }
+}
+
 impl managed::Manager for CacheManager {
     type Type = Shared;
     type Error = RedisError;
@@ -112,20 +123,18 @@ impl managed::Manager for CacheManager {
 /// The pool type.
 pub(crate) type Pool = managed::Pool<CacheManager>;
 
-/// A connection checked out of the [`crate::RedisCache`] pool (one of its `max_connections`
-/// slots); it returns to the pool when dropped. Dereferences to a `redis` multiplexed
-/// connection, so `redis::cmd(..).query_async(&mut *conn)` works. Keys sent on it are **not**
-/// prefixed. The underlying socket may be shared with other slots.
-pub struct PooledConnection(pub(crate) Object<CacheManager>);
+/// A slot checked out of the pool for one command of the cache; dereferences to the shared
+/// multiplexed socket it was created on.
+pub(crate) struct Slot(pub(crate) Object<CacheManager>);
 
-impl PooledConnection {
-    /// Retires the connection's socket after an I/O error (it may be closed).
+impl Slot {
+    /// Retires the slot's socket after an I/O error or a timeout (it may be closed or stuck).
     pub(crate) fn discard(self) {
         drop(Object::take(self.0));
     }
 }
 
-impl Deref for PooledConnection {
+impl Deref for Slot {
     type Target = MultiplexedConnection;
 
     fn deref(&self) -> &MultiplexedConnection {
@@ -133,17 +142,46 @@ impl Deref for PooledConnection {
     }
 }
 
-impl DerefMut for PooledConnection {
+impl DerefMut for Slot {
     fn deref_mut(&mut self) -> &mut MultiplexedConnection {
         &mut self.0.conn
+    }
+}
+
+/// A connection lent by [`crate::RedisCache::connection`] for commands the cache does not
+/// wrap. Dereferences to a `redis` multiplexed connection, so
+/// `redis::cmd(..).query_async(&mut *conn)` works. Keys sent on it are **not** prefixed.
+///
+/// It occupies one of the pool's `max_connections` slots until dropped (back-pressure), but
+/// its socket is **dedicated**: opened for this loan, used by nobody else, closed on drop.
+/// Blocking commands (`BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, `XREAD ... BLOCK`, `WAIT`, ...)
+/// are therefore allowed and never delay the cache's own commands. Its response timeout is
+/// the cache's `socket_timeout`: a blocking command whose server-side timeout is not shorter
+/// fails with a timeout on the client first; raise it with
+/// `conn.set_response_timeout(..)` for such commands.
+pub struct PooledConnection {
+    pub(crate) conn: MultiplexedConnection,
+    pub(crate) slot: Slot,
+}
+
+impl Deref for PooledConnection {
+    type Target = MultiplexedConnection;
+
+    fn deref(&self) -> &MultiplexedConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for PooledConnection {
+    fn deref_mut(&mut self) -> &mut MultiplexedConnection {
+        &mut self.conn
     }
 }
 
 impl std::fmt::Debug for PooledConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PooledConnection")
-            .field("id", &Object::id(&self.0))
-            .field("socket", &self.0.slot)
+            .field("slot", &Object::id(&self.slot.0))
             .finish_non_exhaustive()
     }
 }

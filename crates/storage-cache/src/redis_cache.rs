@@ -3,25 +3,27 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use deadpool::Runtime;
 use deadpool::managed::Status;
 use deadpool_redis::Manager;
+use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Cmd, FromRedisValue, IntoConnectionInfo, RedisError, Script, Value,
+    AsyncConnectionConfig, Cmd, FromRedisValue, IntoConnectionInfo, RedisError, RedisResult,
+    Script, ScriptInvocation, Value,
 };
 use serde_json::Value as Json;
-use storage_core::{ErrorKind, Result, ResultExt, StorageError};
+use storage_core::{ErrorKind, Result, ResultExt, StorageError, WriteOutcome};
 use tracing::Instrument;
 
 use crate::cache::{Cache, Expiry, SetOptions};
 use crate::config::RedisCacheConfig;
 use crate::glob::escape_glob;
-use crate::lock::{check_release, lock_key};
+use crate::lock::{Schedule, check_acquire, check_release, lock_key, new_token};
 use crate::pipeline::{Pipeline, PipelineOp, validate_all};
-use crate::pool::{CacheManager, Pool, PooledConnection, is_broken};
+use crate::pool::{CacheManager, Pool, PooledConnection, Slot, is_broken};
 use crate::redis_error::{map_pool_error, map_redis_error};
 use crate::validate::{check_count, check_key, check_not_empty, check_score};
 
@@ -39,6 +41,46 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
 return 0";
+
+/// What a command does, which decides how its failures are reported and retried.
+#[derive(Clone, Copy, Debug)]
+enum Access {
+    /// Changes nothing: retried once after a timeout (`retry_on_timeout`) or a dead socket.
+    Read,
+    /// Changes data. When its request may have reached the server without an answer, the
+    /// error's outcome is `Unknown`; `idempotent` says whether repeating it gives the same
+    /// stored state (else that error is not retryable). Never retried here.
+    Write { idempotent: bool },
+}
+
+const READ: Access = Access::Read;
+const IDEMPOTENT: Access = Access::Write { idempotent: true };
+const NOT_IDEMPOTENT: Access = Access::Write { idempotent: false };
+
+/// The state of one `acquire_lock` call between its attempts.
+#[derive(Default)]
+struct LockAttempt {
+    /// The socket of an attempt that got no answer (still pending on it).
+    lost: Option<MultiplexedConnection>,
+    /// Whether an attempt may have set the lock without any later answer telling.
+    unresolved: bool,
+}
+
+/// One round trip's request.
+enum Request<'a> {
+    Cmd(&'a Cmd),
+    Pipe(&'a redis::Pipeline),
+    Script(&'a ScriptInvocation<'a>),
+}
+
+/// The driver's error for a request that ran out of time (an I/O timeout, like the
+/// driver's own response timeout, so `is_timeout` and `is_broken` hold).
+fn timed_out(limit: Duration) -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no answer within {:.3} s", limit.as_secs_f64()),
+    ))
+}
 
 /// Keys per `SCAN` page (a hint to the server).
 const SCAN_COUNT: u32 = 1000;
@@ -147,7 +189,7 @@ impl RedisCache {
     /// # Errors
     /// As any command (`Unavailable`, `Timeout`, `NotInitialized` after close, ...).
     pub async fn ping(&self) -> Result<()> {
-        self.query::<String>("ping", &redis::cmd("PING"), true)
+        self.query::<String>("ping", &redis::cmd("PING"), READ)
             .await
             .map(drop)
     }
@@ -157,13 +199,43 @@ impl RedisCache {
         self.inner.pool.status()
     }
 
-    /// A pooled connection for commands this type does not wrap. Keys are **not** prefixed on
-    /// it: add [`Cache::key_prefix`] yourself. The connection returns to the pool when dropped.
+    /// Lends a connection for commands this type does not wrap. Keys are **not** prefixed on
+    /// it: add [`Cache::key_prefix`] yourself.
+    ///
+    /// The loan occupies one of the pool's `max_connections` slots until the connection is
+    /// dropped, but its socket is **dedicated** (opened for this loan, within
+    /// `socket_connect_timeout`, and closed on drop): the cache's own commands are pipelined
+    /// on a few shared sockets, and a blocking command (`BLPOP`, `XREAD ... BLOCK`, `WAIT`, ...)
+    /// on one of those would stall every command queued behind it. Blocking commands are
+    /// therefore fine here. The connection's response timeout is `socket_timeout`; raise it
+    /// with `conn.set_response_timeout(..)` before a blocking command that may wait longer.
     ///
     /// # Errors
-    /// `Timeout` when none frees up within `pool_timeout`; `Unavailable` when connecting fails.
+    /// `Timeout` when no slot frees up within `pool_timeout` or the socket does not open within
+    /// `socket_connect_timeout`; `Unavailable` when connecting fails; `PermissionDenied` for a
+    /// wrong password.
     pub async fn connection(&self) -> Result<PooledConnection> {
-        self.conn("connection").await
+        const OP: &str = "connection";
+        let slot = self.conn(OP).await?;
+        let limit = self.inner.config.connect_timeout();
+        let opening = self.inner.pool.manager().open_dedicated();
+        let conn = match tokio::time::timeout(limit, opening).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(map_redis_error(e).with_backend(BACKEND).with_operation(OP)),
+            Err(_) => {
+                return Err(StorageError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "opening a dedicated connection took longer than socket_connect_timeout \
+                         ({} s)",
+                        self.inner.config.socket_connect_timeout
+                    ),
+                )
+                .with_backend(BACKEND)
+                .with_operation(OP));
+            }
+        };
+        Ok(PooledConnection { conn, slot })
     }
 
     fn k(&self, op: &'static str, key: &str) -> Result<String> {
@@ -171,23 +243,71 @@ impl RedisCache {
         Ok(format!("{}{key}", self.inner.config.key_prefix))
     }
 
-    async fn conn(&self, op: &'static str) -> Result<PooledConnection> {
-        self.inner
-            .pool
-            .get()
+    /// Checks a slot out of the pool, bounded as a whole by `pool_timeout` +
+    /// `socket_connect_timeout` (deadpool bounds each wait, `PING` check and connect on its own,
+    /// but may check several idle connections in a row; this bounds their sum).
+    async fn conn(&self, op: &'static str) -> Result<Slot> {
+        let config = &self.inner.config;
+        self.conn_within(op, config.pool_timeout() + config.connect_timeout())
             .await
-            .map(PooledConnection)
-            .map_err(|e| map_pool_error(e).with_backend(BACKEND).with_operation(op))
     }
 
-    /// Maps a command's error; a connection that failed with an I/O error leaves the pool.
-    fn failed(conn: PooledConnection, op: &'static str, err: RedisError) -> StorageError {
-        if is_broken(&err) {
-            conn.discard();
-        }
-        map_redis_error(err)
+    async fn conn_within(&self, op: &'static str, limit: Duration) -> Result<Slot> {
+        match tokio::time::timeout(limit, self.inner.pool.get()).await {
+            Ok(got) => got
+                .map(Slot)
+                .map_err(|e| map_pool_error(e).with_backend(BACKEND).with_operation(op)),
+            Err(_) => Err(StorageError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no usable pooled connection within {:.3} s (pool_timeout + \
+                     socket_connect_timeout, or the time left)",
+                    limit.as_secs_f64()
+                ),
+            )
             .with_backend(BACKEND)
-            .with_operation(op)
+            .with_operation(op)),
+        }
+    }
+
+    /// Sends `request` on `conn`, bounded by `limit` for all its round trips (a script may
+    /// need three: `EVALSHA`, `SCRIPT LOAD`, `EVALSHA`). Running out of time is an I/O
+    /// timeout, as the driver's own response timeout.
+    async fn send<T: FromRedisValue>(
+        conn: &mut MultiplexedConnection,
+        request: &Request<'_>,
+        limit: Duration,
+    ) -> RedisResult<T> {
+        let sending = async {
+            match request {
+                Request::Cmd(cmd) => cmd.query_async(conn).await,
+                Request::Pipe(pipe) => pipe.query_async(conn).await,
+                Request::Script(invocation) => invocation.invoke_async(conn).await,
+            }
+        };
+        match tokio::time::timeout(limit, sending).await {
+            Ok(result) => result,
+            Err(_) => Err(timed_out(limit)),
+        }
+    }
+
+    /// Maps a command's error. A socket that failed with an I/O error or timed out leaves the
+    /// pool (it may be closed, or stuck behind an unanswered command). A write whose request
+    /// may have reached the server (timeout, dropped connection) gets
+    /// [`storage_core::WriteOutcome::Unknown`]; non-idempotent ones are then not retryable.
+    fn failed(slot: Slot, op: &'static str, err: RedisError, access: Access) -> StorageError {
+        let broken = is_broken(&err);
+        if broken {
+            slot.discard();
+        }
+        let sent = broken || err.is_timeout();
+        let mapped = map_redis_error(err)
+            .with_backend(BACKEND)
+            .with_operation(op);
+        match access {
+            Access::Write { idempotent } if sent => mapped.with_outcome_unknown(idempotent),
+            _ => mapped,
+        }
     }
 
     /// Runs one command. A read-only command is retried once when it timed out (and
@@ -196,38 +316,41 @@ impl RedisCache {
         &self,
         op: &'static str,
         cmd: &Cmd,
-        read_only: bool,
+        access: Access,
     ) -> Result<T> {
-        traced(op, 1, self.query_untraced(op, cmd, read_only)).await
+        traced(op, 1, self.run(op, Request::Cmd(cmd), access)).await
     }
 
-    async fn query_untraced<T: FromRedisValue>(
+    /// One request with the cache's bounds: a checkout within `pool_timeout` +
+    /// `socket_connect_timeout`, then the round trips within `socket_timeout`; a read is
+    /// retried once (see [`RedisCache::query`]).
+    async fn run<T: FromRedisValue>(
         &self,
         op: &'static str,
-        cmd: &Cmd,
-        read_only: bool,
+        request: Request<'_>,
+        access: Access,
     ) -> Result<T> {
         let mut retried = false;
         loop {
-            let mut conn = self.conn(op).await?;
-            match cmd.query_async::<T>(&mut *conn).await {
+            let mut slot = self.conn(op).await?;
+            let e = match Self::send(&mut slot, &request, self.inner.config.socket_timeout()).await
+            {
                 Ok(v) => return Ok(v),
-                Err(e) => {
-                    let retry = read_only
-                        && !retried
-                        && if e.is_timeout() {
-                            self.inner.config.retry_on_timeout
-                        } else {
-                            is_broken(&e)
-                        };
-                    let err = Self::failed(conn, op, e);
-                    if !retry {
-                        return Err(err);
-                    }
-                    tracing::debug!(backend = BACKEND, operation = op, error = %err, "retrying once");
-                    retried = true;
-                }
+                Err(e) => e,
+            };
+            let retry = matches!(access, Access::Read)
+                && !retried
+                && if e.is_timeout() {
+                    self.inner.config.retry_on_timeout
+                } else {
+                    is_broken(&e)
+                };
+            let err = Self::failed(slot, op, e, access);
+            if !retry {
+                return Err(err);
             }
+            tracing::debug!(backend = BACKEND, operation = op, error = %err, "retrying once");
+            retried = true;
         }
     }
 
@@ -237,6 +360,7 @@ impl RedisCache {
         script: &Script,
         keys: &[String],
         args: &[&str],
+        access: Access,
     ) -> Result<T> {
         let mut invocation = script.prepare_invoke();
         for k in keys {
@@ -245,14 +369,125 @@ impl RedisCache {
         for a in args {
             invocation.arg(*a);
         }
-        traced(op, keys.len(), async {
-            let mut conn = self.conn(op).await?;
-            match invocation.invoke_async(&mut *conn).await {
-                Ok(v) => Ok(v),
-                Err(e) => Err(Self::failed(conn, op, e)),
-            }
-        })
+        traced(
+            op,
+            keys.len(),
+            self.run(op, Request::Script(&invocation), access),
+        )
         .await
+    }
+
+    /// The whole-checkout bound: `pool_timeout` + `socket_connect_timeout`.
+    fn checkout_limit(&self) -> Duration {
+        self.inner.config.pool_timeout() + self.inner.config.connect_timeout()
+    }
+
+    /// One attempt of [`Cache::acquire_lock`] within `left` (`None`: the usual bounds).
+    /// `Ok(true)` when the key holds `token`.
+    async fn lock_attempt(
+        &self,
+        pipe: &redis::Pipeline,
+        token: &str,
+        left: Option<Duration>,
+        attempt: &mut LockAttempt,
+    ) -> Result<bool> {
+        const OP: &str = "acquire_lock";
+        let start = Instant::now();
+        let socket_timeout = self.inner.config.socket_timeout();
+        let request = Request::Pipe(pipe);
+        if let Some(conn) = attempt.lost.as_mut() {
+            // Behind the unanswered attempt on its socket: this answer settles that one too.
+            let limit = left.map_or(socket_timeout, |l| l.min(socket_timeout));
+            return match Self::send::<(Option<String>,)>(conn, &request, limit).await {
+                Ok((holder,)) => {
+                    *attempt = LockAttempt::default();
+                    Ok(holder.as_deref() == Some(token))
+                }
+                Err(e) => {
+                    if !e.is_timeout() {
+                        // The socket is gone; the next attempt takes a fresh one.
+                        attempt.lost = None;
+                    }
+                    Err(map_redis_error(e)
+                        .with_backend(BACKEND)
+                        .with_operation(OP)
+                        .with_outcome_unknown(true))
+                }
+            };
+        }
+        let checkout = left.map_or(self.checkout_limit(), |l| l.min(self.checkout_limit()));
+        let mut slot = self.conn_within(OP, checkout).await?;
+        let limit = left.map_or(socket_timeout, |l| {
+            l.saturating_sub(start.elapsed()).min(socket_timeout)
+        });
+        match Self::send::<(Option<String>,)>(&mut slot, &request, limit).await {
+            Ok((holder,)) => {
+                attempt.unresolved = false;
+                Ok(holder.as_deref() == Some(token))
+            }
+            Err(e) => {
+                if e.is_timeout() {
+                    attempt.lost = Some((*slot).clone());
+                }
+                if e.is_timeout() || is_broken(&e) {
+                    attempt.unresolved = true;
+                }
+                Err(Self::failed(slot, OP, e, IDEMPOTENT))
+            }
+        }
+    }
+
+    /// Deletes the lock `key` if it holds `token`, in the background: on `lost` (the socket of
+    /// the unanswered attempt, so Redis runs it after that attempt) or, when that socket is
+    /// gone, on a pooled one. Best effort, bounded by the lock's own timeout: when it fails,
+    /// the lock still expires after `timeout_secs`.
+    fn abandon_lock(
+        &self,
+        key: String,
+        token: String,
+        lost: Option<MultiplexedConnection>,
+        timeout_secs: u64,
+    ) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cache = self.clone();
+        let limit = Duration::from_secs(timeout_secs).max(self.inner.config.socket_timeout());
+        runtime.spawn(async move {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(RELEASE_LOCK_LUA).arg(1).arg(&key).arg(&token);
+            let cleanup = async {
+                if let Some(mut conn) = lost {
+                    match Self::send::<i64>(&mut conn, &Request::Cmd(&cmd), limit).await {
+                        Ok(deleted) => return Ok(deleted),
+                        Err(e) if e.is_timeout() => return Err(map_redis_error(e)),
+                        Err(_) => {}
+                    }
+                }
+                cache
+                    .run::<i64>("acquire_lock", Request::Cmd(&cmd), IDEMPOTENT)
+                    .await
+            };
+            match tokio::time::timeout(limit, cleanup).await {
+                Ok(Ok(deleted)) => tracing::debug!(
+                    backend = BACKEND,
+                    key = %key,
+                    deleted,
+                    "removed the lock of an abandoned acquire_lock attempt (if it was set)"
+                ),
+                Ok(Err(e)) => tracing::warn!(
+                    backend = BACKEND,
+                    key = %key,
+                    error = %e,
+                    "could not remove an abandoned acquire_lock attempt; it expires by itself"
+                ),
+                Err(_) => tracing::warn!(
+                    backend = BACKEND,
+                    key = %key,
+                    "removing an abandoned acquire_lock attempt timed out; it expires by itself"
+                ),
+            }
+        });
     }
 
     fn set_cmd(&self, key: String, value: &str, options: SetOptions) -> Cmd {
@@ -286,7 +521,7 @@ impl RedisCache {
                 .arg(pattern)
                 .arg("COUNT")
                 .arg(SCAN_COUNT);
-            let (next, keys): (u64, Vec<String>) = self.query(op, &cmd, true).await?;
+            let (next, keys): (u64, Vec<String>) = self.query(op, &cmd, READ).await?;
             found.extend(keys);
             if next == 0 {
                 return Ok(found.into_iter().collect());
@@ -466,13 +701,13 @@ impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<String>> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.k("get", key)?);
-        self.query("get", &cmd, true).await
+        self.query("get", &cmd, READ).await
     }
 
     async fn set_with(&self, key: &str, value: &str, options: SetOptions) -> Result<bool> {
         options.check().context(BACKEND, "set")?;
         let cmd = self.set_cmd(self.k("set", key)?, value, options);
-        let reply: Value = self.query("set", &cmd, false).await?;
+        let reply: Value = self.query("set", &cmd, IDEMPOTENT).await?;
         Ok(!matches!(reply, Value::Nil))
     }
 
@@ -486,44 +721,44 @@ impl Cache for RedisCache {
             .collect::<Result<Vec<_>>>()?;
         let mut cmd = redis::cmd("DEL");
         cmd.arg(full);
-        self.query("delete", &cmd, false).await
+        self.query("delete", &cmd, IDEMPOTENT).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(self.k("exists", key)?);
-        let n: i64 = self.query("exists", &cmd, true).await?;
+        let n: i64 = self.query("exists", &cmd, READ).await?;
         Ok(n > 0)
     }
 
     async fn expire(&self, key: &str, ttl: u64) -> Result<bool> {
         let mut cmd = redis::cmd("EXPIRE");
         cmd.arg(self.k("expire", key)?).arg(ttl);
-        self.query("expire", &cmd, false).await
+        self.query("expire", &cmd, IDEMPOTENT).await
     }
 
     async fn ttl(&self, key: &str) -> Result<i64> {
         let mut cmd = redis::cmd("TTL");
         cmd.arg(self.k("ttl", key)?);
-        self.query("ttl", &cmd, true).await
+        self.query("ttl", &cmd, READ).await
     }
 
     async fn getset(&self, key: &str, value: &str) -> Result<Option<String>> {
         let mut cmd = redis::cmd("GETSET");
         cmd.arg(self.k("getset", key)?).arg(value);
-        self.query("getset", &cmd, false).await
+        self.query("getset", &cmd, IDEMPOTENT).await
     }
 
     async fn incr(&self, key: &str, amount: i64) -> Result<i64> {
         let mut cmd = redis::cmd("INCRBY");
         cmd.arg(self.k("incr", key)?).arg(amount);
-        self.query("incr", &cmd, false).await
+        self.query("incr", &cmd, NOT_IDEMPOTENT).await
     }
 
     async fn decr(&self, key: &str, amount: i64) -> Result<i64> {
         let mut cmd = redis::cmd("DECRBY");
         cmd.arg(self.k("decr", key)?).arg(amount);
-        self.query("decr", &cmd, false).await
+        self.query("decr", &cmd, NOT_IDEMPOTENT).await
     }
 
     async fn lpush(&self, key: &str, values: &[&str]) -> Result<u64> {
@@ -531,7 +766,7 @@ impl Cache for RedisCache {
         check_not_empty(values, "values").context(BACKEND, "lpush")?;
         let mut cmd = redis::cmd("LPUSH");
         cmd.arg(k).arg(values);
-        self.query("lpush", &cmd, false).await
+        self.query("lpush", &cmd, NOT_IDEMPOTENT).await
     }
 
     async fn rpush(&self, key: &str, values: &[&str]) -> Result<u64> {
@@ -539,7 +774,7 @@ impl Cache for RedisCache {
         check_not_empty(values, "values").context(BACKEND, "rpush")?;
         let mut cmd = redis::cmd("RPUSH");
         cmd.arg(k).arg(values);
-        self.query("rpush", &cmd, false).await
+        self.query("rpush", &cmd, NOT_IDEMPOTENT).await
     }
 
     async fn lpop(&self, key: &str, count: usize) -> Result<Vec<String>> {
@@ -547,7 +782,7 @@ impl Cache for RedisCache {
         check_count(count).context(BACKEND, "lpop")?;
         let mut cmd = redis::cmd("LPOP");
         cmd.arg(k).arg(count);
-        let items: Option<Vec<String>> = self.query("lpop", &cmd, false).await?;
+        let items: Option<Vec<String>> = self.query("lpop", &cmd, NOT_IDEMPOTENT).await?;
         Ok(items.unwrap_or_default())
     }
 
@@ -556,26 +791,26 @@ impl Cache for RedisCache {
         check_count(count).context(BACKEND, "rpop")?;
         let mut cmd = redis::cmd("RPOP");
         cmd.arg(k).arg(count);
-        let items: Option<Vec<String>> = self.query("rpop", &cmd, false).await?;
+        let items: Option<Vec<String>> = self.query("rpop", &cmd, NOT_IDEMPOTENT).await?;
         Ok(items.unwrap_or_default())
     }
 
     async fn lrange(&self, key: &str, start: i64, stop: i64) -> Result<Vec<String>> {
         let mut cmd = redis::cmd("LRANGE");
         cmd.arg(self.k("lrange", key)?).arg(start).arg(stop);
-        self.query("lrange", &cmd, true).await
+        self.query("lrange", &cmd, READ).await
     }
 
     async fn llen(&self, key: &str) -> Result<u64> {
         let mut cmd = redis::cmd("LLEN");
         cmd.arg(self.k("llen", key)?);
-        self.query("llen", &cmd, true).await
+        self.query("llen", &cmd, READ).await
     }
 
     async fn ltrim(&self, key: &str, start: i64, stop: i64) -> Result<()> {
         let mut cmd = redis::cmd("LTRIM");
         cmd.arg(self.k("ltrim", key)?).arg(start).arg(stop);
-        self.query("ltrim", &cmd, false).await
+        self.query("ltrim", &cmd, IDEMPOTENT).await
     }
 
     async fn rpush_expire_llen(&self, key: &str, value: &str, ttl: u64) -> Result<u64> {
@@ -591,6 +826,7 @@ impl Cache for RedisCache {
             &self.inner.rpush_expire_llen,
             &[k],
             &[value, &ttl],
+            NOT_IDEMPOTENT,
         )
         .await
     }
@@ -598,13 +834,13 @@ impl Cache for RedisCache {
     async fn hget(&self, key: &str, field: &str) -> Result<Option<String>> {
         let mut cmd = redis::cmd("HGET");
         cmd.arg(self.k("hget", key)?).arg(field);
-        self.query("hget", &cmd, true).await
+        self.query("hget", &cmd, READ).await
     }
 
     async fn hset(&self, key: &str, field: &str, value: &str) -> Result<bool> {
         let mut cmd = redis::cmd("HSET");
         cmd.arg(self.k("hset", key)?).arg(field).arg(value);
-        let added: i64 = self.query("hset", &cmd, false).await?;
+        let added: i64 = self.query("hset", &cmd, IDEMPOTENT).await?;
         Ok(added == 1)
     }
 
@@ -616,13 +852,13 @@ impl Cache for RedisCache {
         for (f, v) in fields {
             cmd.arg(*f).arg(*v);
         }
-        self.query::<i64>("hmset", &cmd, false).await.map(drop)
+        self.query::<i64>("hmset", &cmd, IDEMPOTENT).await.map(drop)
     }
 
     async fn hgetall(&self, key: &str) -> Result<HashMap<String, String>> {
         let mut cmd = redis::cmd("HGETALL");
         cmd.arg(self.k("hgetall", key)?);
-        self.query("hgetall", &cmd, true).await
+        self.query("hgetall", &cmd, READ).await
     }
 
     async fn hdel(&self, key: &str, fields: &[&str]) -> Result<u64> {
@@ -632,37 +868,37 @@ impl Cache for RedisCache {
         }
         let mut cmd = redis::cmd("HDEL");
         cmd.arg(k).arg(fields);
-        self.query("hdel", &cmd, false).await
+        self.query("hdel", &cmd, IDEMPOTENT).await
     }
 
     async fn hexists(&self, key: &str, field: &str) -> Result<bool> {
         let mut cmd = redis::cmd("HEXISTS");
         cmd.arg(self.k("hexists", key)?).arg(field);
-        self.query("hexists", &cmd, true).await
+        self.query("hexists", &cmd, READ).await
     }
 
     async fn hlen(&self, key: &str) -> Result<u64> {
         let mut cmd = redis::cmd("HLEN");
         cmd.arg(self.k("hlen", key)?);
-        self.query("hlen", &cmd, true).await
+        self.query("hlen", &cmd, READ).await
     }
 
     async fn hkeys(&self, key: &str) -> Result<Vec<String>> {
         let mut cmd = redis::cmd("HKEYS");
         cmd.arg(self.k("hkeys", key)?);
-        self.query("hkeys", &cmd, true).await
+        self.query("hkeys", &cmd, READ).await
     }
 
     async fn hvals(&self, key: &str) -> Result<Vec<String>> {
         let mut cmd = redis::cmd("HVALS");
         cmd.arg(self.k("hvals", key)?);
-        self.query("hvals", &cmd, true).await
+        self.query("hvals", &cmd, READ).await
     }
 
     async fn hincrby(&self, key: &str, field: &str, amount: i64) -> Result<i64> {
         let mut cmd = redis::cmd("HINCRBY");
         cmd.arg(self.k("hincrby", key)?).arg(field).arg(amount);
-        self.query("hincrby", &cmd, false).await
+        self.query("hincrby", &cmd, NOT_IDEMPOTENT).await
     }
 
     async fn sadd(&self, key: &str, members: &[&str]) -> Result<u64> {
@@ -670,7 +906,7 @@ impl Cache for RedisCache {
         check_not_empty(members, "members").context(BACKEND, "sadd")?;
         let mut cmd = redis::cmd("SADD");
         cmd.arg(k).arg(members);
-        self.query("sadd", &cmd, false).await
+        self.query("sadd", &cmd, IDEMPOTENT).await
     }
 
     async fn srem(&self, key: &str, members: &[&str]) -> Result<u64> {
@@ -680,25 +916,25 @@ impl Cache for RedisCache {
         }
         let mut cmd = redis::cmd("SREM");
         cmd.arg(k).arg(members);
-        self.query("srem", &cmd, false).await
+        self.query("srem", &cmd, IDEMPOTENT).await
     }
 
     async fn smembers(&self, key: &str) -> Result<HashSet<String>> {
         let mut cmd = redis::cmd("SMEMBERS");
         cmd.arg(self.k("smembers", key)?);
-        self.query("smembers", &cmd, true).await
+        self.query("smembers", &cmd, READ).await
     }
 
     async fn sismember(&self, key: &str, member: &str) -> Result<bool> {
         let mut cmd = redis::cmd("SISMEMBER");
         cmd.arg(self.k("sismember", key)?).arg(member);
-        self.query("sismember", &cmd, true).await
+        self.query("sismember", &cmd, READ).await
     }
 
     async fn scard(&self, key: &str) -> Result<u64> {
         let mut cmd = redis::cmd("SCARD");
         cmd.arg(self.k("scard", key)?);
-        self.query("scard", &cmd, true).await
+        self.query("scard", &cmd, READ).await
     }
 
     async fn zadd(&self, key: &str, members: &[(&str, f64)]) -> Result<u64> {
@@ -715,7 +951,7 @@ impl Cache for RedisCache {
         for (m, s) in members {
             cmd.arg(score_arg(*s)).arg(*m);
         }
-        self.query("zadd", &cmd, false).await
+        self.query("zadd", &cmd, IDEMPOTENT).await
     }
 
     async fn zrem(&self, key: &str, members: &[&str]) -> Result<u64> {
@@ -725,13 +961,13 @@ impl Cache for RedisCache {
         }
         let mut cmd = redis::cmd("ZREM");
         cmd.arg(k).arg(members);
-        self.query("zrem", &cmd, false).await
+        self.query("zrem", &cmd, IDEMPOTENT).await
     }
 
     async fn zrange(&self, key: &str, start: i64, stop: i64) -> Result<Vec<String>> {
         let mut cmd = redis::cmd("ZRANGE");
         cmd.arg(self.k("zrange", key)?).arg(start).arg(stop);
-        self.query("zrange", &cmd, true).await
+        self.query("zrange", &cmd, READ).await
     }
 
     async fn zrange_withscores(
@@ -745,7 +981,7 @@ impl Cache for RedisCache {
             .arg(start)
             .arg(stop)
             .arg("WITHSCORES");
-        pairs(self.query("zrange", &cmd, true).await?).context(BACKEND, "zrange")
+        pairs(self.query("zrange", &cmd, READ).await?).context(BACKEND, "zrange")
     }
 
     async fn zrangebyscore(&self, key: &str, min: f64, max: f64) -> Result<Vec<String>> {
@@ -755,7 +991,7 @@ impl Cache for RedisCache {
             .context(BACKEND, "zrangebyscore")?;
         let mut cmd = redis::cmd("ZRANGEBYSCORE");
         cmd.arg(k).arg(score_arg(min)).arg(score_arg(max));
-        self.query("zrangebyscore", &cmd, true).await
+        self.query("zrangebyscore", &cmd, READ).await
     }
 
     async fn zrangebyscore_withscores(
@@ -773,7 +1009,7 @@ impl Cache for RedisCache {
             .arg(score_arg(min))
             .arg(score_arg(max))
             .arg("WITHSCORES");
-        pairs(self.query("zrangebyscore", &cmd, true).await?).context(BACKEND, "zrangebyscore")
+        pairs(self.query("zrangebyscore", &cmd, READ).await?).context(BACKEND, "zrangebyscore")
     }
 
     async fn zrem_range_by_score(&self, key: &str, min: f64, max: f64) -> Result<u64> {
@@ -783,13 +1019,13 @@ impl Cache for RedisCache {
             .context(BACKEND, "zrem_range_by_score")?;
         let mut cmd = redis::cmd("ZREMRANGEBYSCORE");
         cmd.arg(k).arg(score_arg(min)).arg(score_arg(max));
-        self.query("zrem_range_by_score", &cmd, false).await
+        self.query("zrem_range_by_score", &cmd, IDEMPOTENT).await
     }
 
     async fn zscore(&self, key: &str, member: &str) -> Result<Option<f64>> {
         let mut cmd = redis::cmd("ZSCORE");
         cmd.arg(self.k("zscore", key)?).arg(member);
-        let score: Option<String> = self.query("zscore", &cmd, true).await?;
+        let score: Option<String> = self.query("zscore", &cmd, READ).await?;
         score
             .map(|s| parse_score(&s))
             .transpose()
@@ -799,14 +1035,122 @@ impl Cache for RedisCache {
     async fn zcard(&self, key: &str) -> Result<u64> {
         let mut cmd = redis::cmd("ZCARD");
         cmd.arg(self.k("zcard", key)?);
-        self.query("zcard", &cmd, true).await
+        self.query("zcard", &cmd, READ).await
+    }
+
+    /// See [`Cache::acquire_lock`]. Each attempt is one round trip, `SET key token NX PX ttl`
+    /// pipelined with `GET key`: the lock is ours when the key holds this call's token, also
+    /// when an earlier attempt of the call set it but its answer was lost. After an
+    /// unanswered attempt the next attempts go on the same socket, so Redis executes them
+    /// after it and their answer settles it. When the call gives up while an attempt may have
+    /// set the lock, a compare-and-delete of the token is queued on that socket in the
+    /// background, so no lock is left that the caller cannot release.
+    async fn acquire_lock(
+        &self,
+        name: &str,
+        timeout_secs: u64,
+        blocking: bool,
+        blocking_timeout_secs: f64,
+    ) -> Result<Option<String>> {
+        const OP: &str = "acquire_lock";
+        check_acquire(name, timeout_secs, blocking_timeout_secs).context(BACKEND, OP)?;
+        let key = self.k(OP, &lock_key(name))?;
+        let ttl_ms = timeout_secs.checked_mul(1000).ok_or_else(|| {
+            StorageError::invalid_input(format!("timeout_secs {timeout_secs} is too large"))
+                .with_backend(BACKEND)
+                .with_operation(OP)
+        })?;
+        let token = new_token();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(&key)
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms)
+            .ignore();
+        pipe.cmd("GET").arg(&key);
+        traced(OP, 1, async {
+            let mut schedule = Schedule::new(blocking, blocking_timeout_secs);
+            let mut attempt = LockAttempt::default();
+            let mut answered = false;
+            let mut last_err: Option<StorageError>;
+            loop {
+                match self
+                    .lock_attempt(&pipe, &token, schedule.time_left(), &mut attempt)
+                    .await
+                {
+                    Ok(true) => return Ok(Some(token)),
+                    Ok(false) => {
+                        answered = true;
+                        last_err = None;
+                    }
+                    Err(e) => {
+                        let transient = e.is_retryable();
+                        last_err = Some(e);
+                        if !transient {
+                            break;
+                        }
+                    }
+                }
+                if !schedule.wait().await {
+                    break;
+                }
+            }
+            let unresolved = attempt.unresolved;
+            if unresolved {
+                self.abandon_lock(key, token.clone(), attempt.lost, timeout_secs);
+            }
+            match last_err {
+                Some(e) if !(answered && e.is_retryable()) => {
+                    let within = if blocking && blocking_timeout_secs > 0.0 {
+                        format!("blocking_timeout_secs ({blocking_timeout_secs} s)")
+                    } else {
+                        format!(
+                            "one attempt (socket_timeout {} s)",
+                            self.inner.config.socket_timeout
+                        )
+                    };
+                    let mut err = StorageError::new(
+                        e.kind(),
+                        format!("lock {name:?} not acquired within {within}"),
+                    )
+                    .set_retryable(e.is_retryable())
+                    .with_source(e);
+                    if unresolved {
+                        // Each call has its own token, and the abandoned one is being removed:
+                        // calling again is safe.
+                        err = StorageError::new(
+                            err.kind(),
+                            format!(
+                                "{}; an unanswered attempt may have set it, so a \
+                                 compare-and-delete of this call's token was queued",
+                                err.message()
+                            ),
+                        )
+                        .set_retryable(err.is_retryable())
+                        .with_source(err)
+                        .with_outcome_unknown(true);
+                    }
+                    Err(err.with_backend(BACKEND).with_operation(OP))
+                }
+                _ => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn release_lock(&self, name: &str, token: &str) -> Result<bool> {
         check_release(name, token).context(BACKEND, "release_lock")?;
         let k = self.k("release_lock", &lock_key(name))?;
         let deleted: i64 = self
-            .invoke("release_lock", &self.inner.release_lock, &[k], &[token])
+            .invoke(
+                "release_lock",
+                &self.inner.release_lock,
+                &[k],
+                &[token],
+                IDEMPOTENT,
+            )
             .await?;
         Ok(deleted == 1)
     }
@@ -822,7 +1166,13 @@ impl Cache for RedisCache {
             .map(|k| self.k("eval_lua", k))
             .collect::<Result<Vec<_>>>()?;
         let reply: Value = self
-            .invoke("eval_lua", &Script::new(script), &full, args)
+            .invoke(
+                "eval_lua",
+                &Script::new(script),
+                &full,
+                args,
+                NOT_IDEMPOTENT,
+            )
             .await?;
         value_to_json(reply).context(BACKEND, "eval_lua")
     }
@@ -841,15 +1191,24 @@ impl Cache for RedisCache {
             self.add_op(&mut pipe, op)
                 .context(BACKEND, "execute_pipeline")?;
         }
-        traced("execute_pipeline", ops.len(), async {
-            let mut conn = self.conn("execute_pipeline").await?;
-            let replies: Vec<Value> = match pipe.query_async(&mut *conn).await {
-                Ok(r) => r,
-                Err(e) => return Err(Self::failed(conn, "execute_pipeline", e)),
-            };
-            Ok(replies.iter().map(pipeline_int).collect())
-        })
+        let idempotent = ops.iter().all(PipelineOp::is_idempotent);
+        let access = Access::Write { idempotent };
+        let replies: Vec<Value> = traced(
+            "execute_pipeline",
+            ops.len(),
+            self.run("execute_pipeline", Request::Pipe(&pipe), access),
+        )
         .await
+        .map_err(|e| {
+            // A command refused by the server does not undo the others (not even inside
+            // MULTI/EXEC): with more than one command, some may have been applied.
+            if ops.len() > 1 && e.outcome() == WriteOutcome::NotApplied {
+                e.with_outcome_unknown(idempotent)
+            } else {
+                e
+            }
+        })?;
+        Ok(replies.iter().map(pipeline_int).collect())
     }
 
     async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
@@ -880,13 +1239,13 @@ impl Cache for RedisCache {
         for chunk in keys.chunks(500) {
             let mut cmd = redis::cmd("UNLINK");
             cmd.arg(chunk);
-            removed += self.query::<u64>("flush_prefix", &cmd, false).await?;
+            removed += self.query::<u64>("flush_prefix", &cmd, IDEMPOTENT).await?;
         }
         Ok(removed)
     }
 
     async fn info(&self) -> Result<BTreeMap<String, String>> {
-        let text: String = self.query("info", &redis::cmd("INFO"), true).await?;
+        let text: String = self.query("info", &redis::cmd("INFO"), READ).await?;
         Ok(text
             .lines()
             .filter(|l| !l.starts_with('#'))

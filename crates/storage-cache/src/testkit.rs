@@ -48,10 +48,38 @@ impl CacheFactory for MemoryFactory {
 }
 
 /// Caches on the Redis server of `REDIS_URL`, under a prefix unique to this factory.
+///
+/// Dropping the factory removes every key under its prefix (also while a failing test
+/// unwinds), so tests on a shared server leave nothing behind.
 #[derive(Debug)]
 pub struct RedisFactory {
     config: RedisCacheConfig,
     run_prefix: String,
+}
+
+impl Drop for RedisFactory {
+    fn drop(&mut self) {
+        let config = self.config.clone();
+        // Drop cannot await, and may run on a runtime thread: clean up on a thread of its own.
+        let cleaned = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let cache = RedisCache::new(config).map_err(|e| e.to_string())?;
+                let removed = cache.flush_prefix().await.map_err(|e| e.to_string());
+                let _ = cache.close().await;
+                removed
+            })
+        })
+        .join();
+        match cleaned {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => eprintln!("redis test cleanup of {:?} failed: {e}", self.run_prefix),
+            Err(_) => eprintln!("redis test cleanup of {:?} panicked", self.run_prefix),
+        }
+    }
 }
 
 static RUN: AtomicU64 = AtomicU64::new(0);
@@ -92,9 +120,7 @@ impl RedisFactory {
                 Some(RedisFactory { config, run_prefix })
             }
             Err(e) => {
-                let ci =
-                    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-                if ci {
+                if ci() {
                     panic!("CI is set but the Redis server at {url} does not answer: {e}");
                 }
                 eprintln!(
@@ -132,6 +158,116 @@ impl CacheFactory for RedisFactory {
         };
         Arc::new(RedisCache::new(config).expect("valid test configuration"))
     }
+}
+
+/// A private `redis-server` for fault tests: started on a free port of 127.0.0.1 without
+/// persistence, stopped (`SIGSTOP`) and resumed (`SIGCONT`) on request, killed when dropped.
+/// Never touches a shared server.
+#[derive(Debug)]
+pub struct PrivateRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    /// Starts `redis-server` from `PATH` and waits (up to 10 s) until it answers `PING`.
+    /// `None`, after printing `SKIPPED`, when `redis-server` is not installed.
+    ///
+    /// # Panics
+    /// When `redis-server` is missing and `CI` is set, or when it does not start.
+    pub fn start() -> Option<Self> {
+        use std::process::{Command, Stdio};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free local port");
+        let spawned = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if ci() {
+                    panic!("CI is set but redis-server is not on PATH");
+                }
+                eprintln!(
+                    "SKIPPED (redis fault test): redis-server is not on PATH; install it to run \
+                     this test. With CI set this fails instead."
+                );
+                return None;
+            }
+            Err(e) => panic!("cannot start redis-server: {e}"),
+        };
+        let server = PrivateRedis { child, port };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !server.answers() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the private redis-server on port {port} did not answer within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(server)
+    }
+
+    fn answers(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A configuration for this server (prefix `fault-test:`, other fields default).
+    pub fn config(&self) -> RedisCacheConfig {
+        RedisCacheConfig {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            key_prefix: "fault-test:".into(),
+            ..RedisCacheConfig::default()
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {} failed", self.child.id());
+    }
+
+    /// Freezes the server (`SIGSTOP`): connections stay open, nothing is answered.
+    pub fn stop(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a frozen server (`SIGCONT`).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
 /// Asserts that `result` failed with `kind`, tagged with the cache's backend name.
@@ -504,9 +640,11 @@ pub async fn locks(f: &dyn CacheFactory) {
     assert_eq!(c.acquire_lock("job", 10, false, 0.0).await.unwrap(), None);
     let started = std::time::Instant::now();
     assert_eq!(c.acquire_lock("job", 10, true, 0.3).await.unwrap(), None);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250), "blocking waits");
     assert!(
-        started.elapsed() >= Duration::from_millis(250),
-        "blocking waits"
+        waited < Duration::from_millis(300) + Duration::from_secs(2),
+        "blocking_timeout_secs is honoured: waited {waited:?}"
     );
     assert!(!c.release_lock("job", "not-the-token").await.unwrap());
     assert!(

@@ -1,5 +1,8 @@
 //! RedisCache-specific behaviour: pool back-pressure, script loading, unreachable servers,
-//! prefixed storage. Needs a server at `REDIS_URL` (skipped without one unless `CI` is set).
+//! prefixed storage, blocking commands on lent connections. Needs a server at `REDIS_URL`
+//! (skipped without one unless `CI` is set). Each test's keys live under its factory's prefix
+//! and are removed when the factory drops, also when the test fails. Fault tests that stop a
+//! server are in `faults.rs`, on a private one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,47 +119,77 @@ async fn unreachable_server_is_a_retryable_unavailable_error() {
     assert!(!dbg.contains("sekrit"), "{dbg}");
 }
 
+/// Item 10 of issue 8: a blocking command on a lent connection used to block one of the shared
+/// sockets, and every `get` queued behind it waited for it. Lent connections now have a
+/// socket of their own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_socket_is_replaced_and_reads_retry() {
-    let Some(f) = factory("killed").await else {
+async fn a_blocking_command_on_a_lent_connection_does_not_stall_other_calls() {
+    let Some(f) = factory("blocking").await else {
         return;
     };
-    let config = RedisCacheConfig {
-        max_connections: 1,
-        ..f.config().clone()
-    };
-    let cache = RedisCache::new(config).unwrap();
+    let cache = Arc::new(RedisCache::new(f.config().clone()).unwrap());
     cache.set("k", "v", Some(60)).await.unwrap();
-    let id: i64 = {
+    let empty = format!("{}empty", cache.key_prefix());
+
+    // The issue's case: a BLPOP cancelled on the client keeps blocking its socket on the server.
+    {
         let mut raw = cache.connection().await.unwrap();
-        redis::cmd("CLIENT")
-            .arg("ID")
-            .query_async(&mut *raw)
-            .await
-            .unwrap()
-    };
-    // Kill only our own socket, from another client.
-    let killer = redis::Client::open(RedisFactory::url().as_str()).unwrap();
-    let mut killer = killer.get_multiplexed_async_connection().await.unwrap();
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(id)
-        .query_async(&mut killer)
-        .await
-        .unwrap();
-    assert_eq!(killed, 1);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // The read fails on the dead socket, retires it and is retried on a new one.
-    assert_eq!(cache.get("k").await.unwrap().as_deref(), Some("v"));
-    assert!(cache.set("k2", "v2", Some(60)).await.unwrap());
+        let mut cmd = redis::cmd("BLPOP");
+        cmd.arg(&empty).arg(3);
+        let blpop = cmd.query_async::<Option<(String, String)>>(&mut *raw);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), blpop)
+                .await
+                .is_err()
+        );
+    }
+    // And one still waiting on the server while the cache is used.
     let mut raw = cache.connection().await.unwrap();
-    let new_id: i64 = redis::cmd("CLIENT")
-        .arg("ID")
-        .query_async(&mut *raw)
-        .await
-        .unwrap();
-    assert_ne!(new_id, id);
-    drop(raw);
+    let blocked = tokio::spawn(async move {
+        redis::cmd("BLPOP")
+            .arg(empty)
+            .arg(2)
+            .query_async::<Option<(String, String)>>(&mut *raw)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let gets: Vec<_> = (0..16)
+        .map(|_| {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move { cache.get("k").await })
+        })
+        .collect();
+    for get in gets {
+        assert_eq!(get.await.unwrap().unwrap().as_deref(), Some("v"));
+    }
+    assert!(
+        !blocked.is_finished(),
+        "the gets waited for the BLPOP: they share its socket"
+    );
+    assert_eq!(
+        blocked.await.unwrap().unwrap(),
+        None,
+        "BLPOP timed out on the server"
+    );
     f.cleanup().await.unwrap();
+}
+
+/// Item 13 of issue 8: a test that fails still removes the keys it wrote on the shared server
+/// (the factory cleans its prefix when dropped, also while the test unwinds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_test_leaves_no_keys_behind() {
+    let Some(f) = factory("failing").await else {
+        return;
+    };
+    let config = f.config().clone();
+    let failing = tokio::spawn(async move {
+        let cache = RedisCache::new(f.config().clone()).unwrap();
+        cache.set("left", "behind?", Some(600)).await.unwrap();
+        cache.rpush("list", &["x"]).await.unwrap();
+        assert_eq!(cache.keys("*").await.unwrap().len(), 2);
+        panic!("a failing test");
+    });
+    assert!(failing.await.unwrap_err().is_panic());
+    let check = RedisCache::new(config).unwrap();
+    assert_eq!(check.keys("*").await.unwrap(), Vec::<String>::new());
 }
