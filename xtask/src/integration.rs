@@ -126,6 +126,32 @@ const BACKENDS: &[Backend] = &[
         test: Some("conformance"),
         filter: "memory::",
     },
+    // Fault tests: each starts its own private server on a free port (never the shared
+    // services) and stops, kills or stalls it.
+    Backend {
+        name: "mysql-faults",
+        target: "private mariadbd (SIGSTOP, SIGKILL)",
+        service: Service::None,
+        package: "storage-mysql",
+        test: Some("faults"),
+        filter: "",
+    },
+    Backend {
+        name: "redis-faults",
+        target: "private redis-server (SIGSTOP)",
+        service: Service::None,
+        package: "storage-cache",
+        test: Some("faults"),
+        filter: "",
+    },
+    Backend {
+        name: "chroma-faults",
+        target: "private chroma run (SIGSTOP)",
+        service: Service::None,
+        package: "storage-chroma",
+        test: Some("stall"),
+        filter: "",
+    },
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
