@@ -270,6 +270,32 @@ pub fn parse_aware_or_naive(text: &str) -> Result<Parsed> {
     )))
 }
 
+/// The earliest instant a look-back window reaches: `1000-01-01T00:00:00Z` (the first year
+/// MySQL's `DATETIME` holds). Windows that would start earlier start here.
+pub fn earliest() -> Timestamp {
+    Utc.with_ymd_and_hms(1000, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid date")
+        .fixed_offset()
+}
+
+/// The instant `hours` hours before now, never earlier than [`earliest`] (a window of
+/// `u32::MAX` hours means "everything", not an overflow).
+pub fn hours_ago(hours: u32) -> Timestamp {
+    now()
+        .checked_sub_signed(chrono::TimeDelta::hours(i64::from(hours)))
+        .filter(|t| *t > earliest())
+        .unwrap_or_else(earliest)
+}
+
+/// The instant `days` days before now, never earlier than [`earliest`].
+pub fn days_ago(days: u32) -> Timestamp {
+    now()
+        .checked_sub_signed(chrono::TimeDelta::days(i64::from(days)))
+        .filter(|t| *t > earliest())
+        .unwrap_or_else(earliest)
+}
+
 /// Format like Python's `datetime.isoformat()` for an aware datetime: offset as `+HH:MM`,
 /// fractional seconds only when non-zero (microsecond precision).
 pub fn format_timestamp(t: &Timestamp) -> String {
@@ -398,6 +424,13 @@ mod tests {
         }
         assert_eq!(NaiveZone::parse("utc").unwrap(), NaiveZone::utc());
         assert_eq!(NaiveZone::parse("LOCAL").unwrap().name(), "local");
+    }
+
+    #[test]
+    fn look_back_windows_saturate() {
+        assert_eq!(hours_ago(u32::MAX), earliest());
+        assert_eq!(days_ago(u32::MAX), earliest());
+        assert!(hours_ago(1) < now() && hours_ago(1) > earliest());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! statement and halve the largest text that fits the server's `max_allowed_packet`. The
 //! small monitoring upserts still bind their counters twice.
 
-use chrono::{Duration, NaiveDateTime};
+use chrono::NaiveDateTime;
 use sqlx::mysql::{MySqlArguments, MySqlConnection, MySqlRow};
 use sqlx::{Arguments, AssertSqlSafe, Row};
 use storage_core::records::{MONITORING_BUCKET_FORMAT, monitoring_bucket, todo_status};
@@ -601,7 +601,7 @@ pub(crate) async fn save_data_stats(c: &mut Conn, s: &DataStatsSample) -> Result
 }
 
 fn cutoff_bucket(hours: u32) -> String {
-    monitoring_bucket(&(now() - Duration::hours(i64::from(hours))))
+    monitoring_bucket(&storage_core::time::hours_ago(hours))
 }
 
 pub(crate) async fn query_token_usage(c: &mut Conn, hours: u32) -> Result<Vec<TokenUsageRecord>> {
@@ -753,7 +753,7 @@ pub(crate) async fn query_data_stats_trend(
 }
 
 pub(crate) async fn cleanup_monitoring(c: &mut Conn, days: u32) -> Result<MonitoringCleanup> {
-    let cutoff = monitoring_bucket(&(now() - Duration::days(i64::from(days))));
+    let cutoff = monitoring_bucket(&storage_core::time::days_ago(days));
     let mut counts = [0u64; 3];
     for (n, sql) in counts.iter_mut().zip([
         "DELETE FROM monitoring_token_usage WHERE time_bucket < ?",

@@ -2,7 +2,7 @@
 //! validated; every value is a bound parameter, and the only dynamic SQL fragments are column
 //! names and conditions from fixed lists in this file.
 
-use chrono::{Duration, NaiveDateTime};
+use chrono::NaiveDateTime;
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use storage_core::records::{MONITORING_BUCKET_FORMAT, monitoring_bucket, todo_status};
 use storage_core::*;
@@ -483,7 +483,7 @@ pub(crate) fn save_data_stats(conn: &Connection, s: &DataStatsSample) -> Result<
 }
 
 fn cutoff_bucket(hours: u32) -> String {
-    monitoring_bucket(&(now() - Duration::hours(i64::from(hours))))
+    monitoring_bucket(&storage_core::time::hours_ago(hours))
 }
 
 pub(crate) fn query_token_usage(conn: &Connection, hours: u32) -> Result<Vec<TokenUsageRecord>> {
@@ -619,7 +619,7 @@ pub(crate) fn query_data_stats_trend(
 }
 
 pub(crate) fn cleanup_monitoring(conn: &Connection, days: u32) -> Result<MonitoringCleanup> {
-    let cutoff = monitoring_bucket(&(now() - Duration::days(i64::from(days))));
+    let cutoff = monitoring_bucket(&storage_core::time::days_ago(days));
     let del = |table: &str| -> Result<u64> {
         // `table` is one of the three literals below.
         let sql = format!("DELETE FROM {table} WHERE time_bucket < ?1");

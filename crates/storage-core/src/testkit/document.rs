@@ -1435,6 +1435,40 @@ pub mod cases {
         assert_eq!(total, 10);
         assert!(trend.len() <= 4);
 
+        // The largest windows mean "everything": no overflow, no lost reader.
+        assert_eq!(
+            b.query_monitoring_token_usage(u32::MAX)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            b.query_monitoring_stage_timing(u32::MAX)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let all = b.query_monitoring_data_stats(u32::MAX).await.unwrap();
+        assert_eq!(all.iter().map(|r| r.count).sum::<i64>(), 110);
+        let trend = b
+            .query_monitoring_data_stats_trend(u32::MAX, u32::MAX)
+            .await
+            .unwrap();
+        assert_eq!(trend.iter().map(|r| r.count).sum::<i64>(), 110);
+        assert_eq!(
+            b.cleanup_old_monitoring_data(u32::MAX).await.unwrap(),
+            MonitoringCleanup::default(),
+            "nothing is older than the largest window"
+        );
+        assert!(
+            b.get_profile(&TenantKey::user("nobody"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+
         let cleaned = b.cleanup_old_monitoring_data(7).await.unwrap();
         assert_eq!(cleaned.data_stats, 1);
         assert_eq!((cleaned.token_usage, cleaned.stage_timing), (0, 0));
