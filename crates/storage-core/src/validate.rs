@@ -253,6 +253,26 @@ pub fn validate_threshold(field: &str, threshold: f32) -> Result<()> {
     Ok(())
 }
 
+/// A counter argument (token counts, durations, sample counts) as the signed 64-bit integer
+/// SQL stores.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming `field` when `value` exceeds `i64::MAX`.
+pub fn counter(field: &str, value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| {
+        StorageError::invalid_input(format!(
+            "{field} is {value}, the largest storable count is {}",
+            i64::MAX
+        ))
+    })
+}
+
+/// A page offset as the signed 64-bit integer SQL takes: offsets past `i64::MAX` saturate
+/// (the page is empty either way; a wrapped negative offset would mean "no offset").
+pub fn offset(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 /// Checks the size of a flattened payload.
 ///
 /// # Errors

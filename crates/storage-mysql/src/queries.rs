@@ -54,7 +54,7 @@ async fn exists(c: &mut Conn, sql: &'static str, id: i64) -> Result<bool> {
 
 fn limit_offset(args: &mut MySqlArguments, limit: u32, offset: u64) -> Result<()> {
     add(args, i64::from(limit))?;
-    add(args, offset as i64)
+    add(args, validate::offset(offset))
 }
 
 // ----- vaults --------------------------------------------------------------------------------
@@ -497,17 +497,17 @@ pub(crate) async fn delete_entity(c: &mut Conn, k: &TenantKey, name: &str) -> Re
 pub(crate) async fn save_token_usage(c: &mut Conn, s: &TokenUsageSample) -> Result<()> {
     let at = s.at.unwrap_or_else(now);
     let (p, cpl, t) = (
-        s.prompt_tokens as i64,
-        s.completion_tokens as i64,
-        s.total_tokens as i64,
+        validate::counter("prompt_tokens", s.prompt_tokens)?,
+        validate::counter("completion_tokens", s.completion_tokens)?,
+        validate::counter("total_tokens", s.total_tokens)?,
     );
     sqlx::query(
         "INSERT INTO monitoring_token_usage (time_bucket, model, prompt_tokens, completion_tokens, total_tokens, created_at)
          VALUES (?, ?, ?, ?, ?, ?)
          ON DUPLICATE KEY UPDATE
-            prompt_tokens = prompt_tokens + ?,
-            completion_tokens = completion_tokens + ?,
-            total_tokens = total_tokens + ?",
+            prompt_tokens = CASE WHEN prompt_tokens > 9223372036854775807 - ? THEN 9223372036854775807 ELSE prompt_tokens + ? END,
+            completion_tokens = CASE WHEN completion_tokens > 9223372036854775807 - ? THEN 9223372036854775807 ELSE completion_tokens + ? END,
+            total_tokens = CASE WHEN total_tokens > 9223372036854775807 - ? THEN 9223372036854775807 ELSE total_tokens + ? END",
     )
     .bind(monitoring_bucket(&at))
     .bind(&s.model)
@@ -516,7 +516,10 @@ pub(crate) async fn save_token_usage(c: &mut Conn, s: &TokenUsageSample) -> Resu
     .bind(t)
     .bind(ts_to_sql(&now()))
     .bind(p)
+    .bind(p)
     .bind(cpl)
+    .bind(cpl)
+    .bind(t)
     .bind(t)
     .execute(&mut *c)
     .await
@@ -527,7 +530,7 @@ pub(crate) async fn save_token_usage(c: &mut Conn, s: &TokenUsageSample) -> Resu
 pub(crate) async fn save_stage_timing(c: &mut Conn, s: &StageTimingSample) -> Result<()> {
     let at = s.at.unwrap_or_else(now);
     let (ok, err) = if s.success { (1i64, 0i64) } else { (0, 1) };
-    let d = s.duration_ms as i64;
+    let d = validate::counter("duration_ms", s.duration_ms)?;
     // ON DUPLICATE KEY UPDATE assigns left to right and later assignments see earlier ones:
     // the average is computed first, from the old total and count.
     sqlx::query(
@@ -535,9 +538,9 @@ pub(crate) async fn save_stage_timing(c: &mut Conn, s: &StageTimingSample) -> Re
              max_duration_ms, avg_duration_ms, success_count, error_count, metadata, created_at)
          VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)
          ON DUPLICATE KEY UPDATE
-            avg_duration_ms = (total_duration_ms + ?) DIV (`count` + 1),
+            avg_duration_ms = (CASE WHEN total_duration_ms > 9223372036854775807 - ? THEN 9223372036854775807 ELSE total_duration_ms + ? END) DIV (`count` + 1),
             `count` = `count` + 1,
-            total_duration_ms = total_duration_ms + ?,
+            total_duration_ms = CASE WHEN total_duration_ms > 9223372036854775807 - ? THEN 9223372036854775807 ELSE total_duration_ms + ? END,
             min_duration_ms = LEAST(min_duration_ms, ?),
             max_duration_ms = GREATEST(max_duration_ms, ?),
             success_count = success_count + ?,
@@ -557,6 +560,8 @@ pub(crate) async fn save_stage_timing(c: &mut Conn, s: &StageTimingSample) -> Re
     .bind(d)
     .bind(d)
     .bind(d)
+    .bind(d)
+    .bind(d)
     .bind(ok)
     .bind(err)
     .execute(&mut *c)
@@ -572,10 +577,11 @@ pub(crate) async fn save_data_stats(c: &mut Conn, s: &DataStatsSample) -> Result
     // NULL) and insert when nothing was there. In a transaction, the update's next-key lock
     // keeps a concurrent insert of the same group out (one of them deadlocks and is retried).
     let r = sqlx::query(
-        "UPDATE monitoring_data_stats SET `count` = `count` + ?
+        "UPDATE monitoring_data_stats SET `count` = CASE WHEN `count` > 9223372036854775807 - ? THEN 9223372036854775807 ELSE `count` + ? END
          WHERE time_bucket = ? AND data_type = ? AND context_type <=> ?",
     )
-    .bind(s.count as i64)
+    .bind(validate::counter("count", s.count)?)
+    .bind(validate::counter("count", s.count)?)
     .bind(&bucket)
     .bind(&s.data_type)
     .bind(&s.context_type)
@@ -589,7 +595,7 @@ pub(crate) async fn save_data_stats(c: &mut Conn, s: &DataStatsSample) -> Result
         )
         .bind(&bucket)
         .bind(&s.data_type)
-        .bind(s.count as i64)
+        .bind(validate::counter("count", s.count)?)
         .bind(&s.context_type)
         .bind(&s.metadata)
         .bind(ts_to_sql(&now()))
@@ -961,7 +967,7 @@ pub(crate) async fn create_message(c: &mut Conn, m: &NewMessage) -> Result<Messa
     .bind(&m.role)
     .bind(&m.content)
     .bind(status)
-    .bind(m.token_count as i64)
+    .bind(validate::counter("token_count", m.token_count)?)
     .bind(&m.parent_message_id)
     .bind(json_text(&m.metadata)?)
     .bind(completed_at)
@@ -999,7 +1005,11 @@ pub(crate) async fn update_message(
     )
     .bind(&u.new_content)
     .bind(now)
-    .bind(u.token_count.map(|t| t as i64))
+    .bind(
+        u.token_count
+            .map(|t| validate::counter("token_count", t))
+            .transpose()?,
+    )
     .bind(complete)
     .bind(complete)
     .bind(now)
@@ -1042,12 +1052,13 @@ pub(crate) async fn append_message_content(
     let now = ts_to_sql(&now());
     let r = sqlx::query(
         "UPDATE messages SET content = CONCAT(COALESCE(content, ''), ?),
-            token_count = COALESCE(token_count, 0) + ?,
+            token_count = CASE WHEN COALESCE(token_count, 0) > 9223372036854775807 - ? THEN 9223372036854775807 ELSE COALESCE(token_count, 0) + ? END,
             status = CASE WHEN status = 'pending' THEN 'streaming' ELSE status END, updated_at = ?
          WHERE id = ?",
     )
     .bind(chunk)
-    .bind(tokens as i64)
+    .bind(validate::counter("tokens", tokens)?)
+    .bind(validate::counter("tokens", tokens)?)
     .bind(now)
     .bind(id)
     .execute(&mut *c)

@@ -58,8 +58,15 @@ fn binaries(test: &str) -> Option<(PathBuf, PathBuf)> {
 
 /// Initialises a data directory with `mariadb-install-db`.
 fn install_db(install: &Path, dir: &Path) {
+    // One bootstrap at a time, each with its own temporary directory: concurrent bootstraps
+    // sharing /tmp were seen to fail on each other's temporary tables.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     std::fs::create_dir_all(dir).unwrap();
+    let tmp = dir.with_extension("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let mut cmd = Command::new(install);
+    cmd.env("TMPDIR", &tmp);
     cmd.arg("--no-defaults")
         .arg(format!("--datadir={}", dir.display()))
         .arg("--auth-root-authentication-method=normal")
@@ -120,6 +127,10 @@ impl PrivateServer {
             .arg(format!("--port={}", self.port))
             .arg(format!("--socket={d}/mysqld.sock"))
             .arg(format!("--pid-file={d}/mysqld.pid"))
+            .arg(format!(
+                "--tmpdir={}",
+                self.dir.with_extension("tmp").display()
+            ))
             .arg(format!("--log-error={d}/error.log"))
             .arg("--bind-address=127.0.0.1")
             .arg("--skip-grant-tables")
@@ -196,6 +207,7 @@ impl Drop for PrivateServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(self.dir.with_extension("tmp"));
     }
 }
 

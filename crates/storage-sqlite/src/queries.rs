@@ -75,7 +75,7 @@ pub(crate) fn get_vaults(conn: &Connection, q: &VaultQuery) -> Result<Vec<Vault>
         }
     }
     p.push(Box::new(q.limit));
-    p.push(Box::new(q.offset as i64));
+    p.push(Box::new(validate::offset(q.offset)));
     let sql = format!(
         "SELECT {} FROM vaults WHERE {} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
         map::VAULT_COLS,
@@ -157,7 +157,7 @@ pub(crate) fn get_reports(
     collect(
         conn,
         &sql,
-        params![is_deleted, limit, offset as i64],
+        params![is_deleted, limit, validate::offset(offset)],
         map::vault,
     )
 }
@@ -203,7 +203,7 @@ pub(crate) fn get_todos(conn: &Connection, q: &TodoQuery) -> Result<Vec<Todo>> {
         p.push(Box::new(s));
     }
     p.push(Box::new(q.limit));
-    p.push(Box::new(q.offset as i64));
+    p.push(Box::new(validate::offset(q.offset)));
     let sql = format!(
         "SELECT {} FROM todo WHERE {} ORDER BY urgency DESC, created_at DESC, id DESC LIMIT ? OFFSET ?",
         map::TODO_COLS,
@@ -251,7 +251,7 @@ pub(crate) fn get_tips(conn: &Connection, q: &TipQuery) -> Result<Vec<Tip>> {
         p.push(Box::new(ts_to_sql(t)));
     }
     p.push(Box::new(q.limit));
-    p.push(Box::new(q.offset as i64));
+    p.push(Box::new(validate::offset(q.offset)));
     let sql = format!(
         "SELECT {} FROM tips WHERE {} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
         map::TIP_COLS,
@@ -385,7 +385,7 @@ pub(crate) fn list_entities(conn: &Connection, q: &EntityQuery) -> Result<Vec<En
             k.agent_id,
             q.entity_type,
             q.limit,
-            q.offset as i64
+            validate::offset(q.offset)
         ],
         map::entity,
     )
@@ -410,17 +410,17 @@ pub(crate) fn save_token_usage(conn: &Connection, s: &TokenUsageSample) -> Resul
         "INSERT INTO monitoring_token_usage (time_bucket, model, prompt_tokens, completion_tokens, total_tokens, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(time_bucket, model) DO UPDATE SET
-            prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-            completion_tokens = completion_tokens + excluded.completion_tokens,
-            total_tokens = total_tokens + excluded.total_tokens",
+            prompt_tokens = CASE WHEN prompt_tokens > 9223372036854775807 - excluded.prompt_tokens THEN 9223372036854775807 ELSE prompt_tokens + excluded.prompt_tokens END,
+            completion_tokens = CASE WHEN completion_tokens > 9223372036854775807 - excluded.completion_tokens THEN 9223372036854775807 ELSE completion_tokens + excluded.completion_tokens END,
+            total_tokens = CASE WHEN total_tokens > 9223372036854775807 - excluded.total_tokens THEN 9223372036854775807 ELSE total_tokens + excluded.total_tokens END",
     )
     .sql()?
     .execute(params![
         monitoring_bucket(&at),
         s.model,
-        s.prompt_tokens as i64,
-        s.completion_tokens as i64,
-        s.total_tokens as i64,
+        validate::counter("prompt_tokens", s.prompt_tokens)?,
+        validate::counter("completion_tokens", s.completion_tokens)?,
+        validate::counter("total_tokens", s.total_tokens)?,
         ts_to_sql(&now())
     ])
     .sql()?;
@@ -436,10 +436,10 @@ pub(crate) fn save_stage_timing(conn: &Connection, s: &StageTimingSample) -> Res
          VALUES (?1, ?2, 1, ?3, ?3, ?3, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT(time_bucket, stage_name) DO UPDATE SET
             \"count\" = \"count\" + 1,
-            total_duration_ms = total_duration_ms + excluded.total_duration_ms,
+            total_duration_ms = CASE WHEN total_duration_ms > 9223372036854775807 - excluded.total_duration_ms THEN 9223372036854775807 ELSE total_duration_ms + excluded.total_duration_ms END,
             min_duration_ms = MIN(min_duration_ms, excluded.min_duration_ms),
             max_duration_ms = MAX(max_duration_ms, excluded.max_duration_ms),
-            avg_duration_ms = (total_duration_ms + excluded.total_duration_ms) / (\"count\" + 1),
+            avg_duration_ms = (CASE WHEN total_duration_ms > 9223372036854775807 - excluded.total_duration_ms THEN 9223372036854775807 ELSE total_duration_ms + excluded.total_duration_ms END) / (\"count\" + 1),
             success_count = success_count + excluded.success_count,
             error_count = error_count + excluded.error_count",
     )
@@ -447,7 +447,7 @@ pub(crate) fn save_stage_timing(conn: &Connection, s: &StageTimingSample) -> Res
     .execute(params![
         monitoring_bucket(&at),
         s.stage_name,
-        s.duration_ms as i64,
+        validate::counter("duration_ms", s.duration_ms)?,
         ok,
         err,
         s.metadata,
@@ -464,11 +464,11 @@ pub(crate) fn save_data_stats(conn: &Connection, s: &DataStatsSample) -> Result<
     // so update first (`IS` matches NULL) and insert when nothing was there.
     let n = conn
         .prepare_cached(
-            "UPDATE monitoring_data_stats SET \"count\" = \"count\" + ?4
+            "UPDATE monitoring_data_stats SET \"count\" = CASE WHEN \"count\" > 9223372036854775807 - ?4 THEN 9223372036854775807 ELSE \"count\" + ?4 END
              WHERE time_bucket = ?1 AND data_type = ?2 AND context_type IS ?3",
         )
         .sql()?
-        .execute(params![bucket, s.data_type, s.context_type, s.count as i64])
+        .execute(params![bucket, s.data_type, s.context_type, validate::counter("count", s.count)?])
         .sql()?;
     if n == 0 {
         conn.prepare_cached(
@@ -476,7 +476,7 @@ pub(crate) fn save_data_stats(conn: &Connection, s: &DataStatsSample) -> Result<
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .sql()?
-        .execute(params![bucket, s.data_type, s.count as i64, s.context_type, s.metadata, ts_to_sql(&now())])
+        .execute(params![bucket, s.data_type, validate::counter("count", s.count)?, s.context_type, s.metadata, ts_to_sql(&now())])
         .sql()?;
     }
     Ok(())
@@ -688,7 +688,7 @@ pub(crate) fn get_conversation_list(
         .query_row(&*refs(&p), |r| r.get(0))
         .sql()?;
     p.push(Box::new(q.limit));
-    p.push(Box::new(q.offset as i64));
+    p.push(Box::new(validate::offset(q.offset)));
     let items = collect(
         &tx,
         &format!(
@@ -787,7 +787,7 @@ pub(crate) fn create_message(conn: &Connection, m: &NewMessage) -> Result<Messag
         m.role,
         m.content,
         status,
-        m.token_count as i64,
+        validate::counter("token_count", m.token_count)?,
         m.parent_message_id,
         json_text(&m.metadata)?,
         completed_at,
@@ -822,7 +822,9 @@ pub(crate) fn update_message(
         .execute(params![
             u.new_content,
             now,
-            u.token_count.map(|t| t as i64),
+            u.token_count
+                .map(|t| validate::counter("token_count", t))
+                .transpose()?,
             u.is_complete,
             id
         ])
@@ -843,12 +845,12 @@ pub(crate) fn append_message_content(
     let now = ts_to_sql(&now());
     let n = conn
         .prepare_cached(
-            "UPDATE messages SET content = COALESCE(content, '') || ?1, token_count = COALESCE(token_count, 0) + ?2,
+            "UPDATE messages SET content = COALESCE(content, '') || ?1, token_count = CASE WHEN COALESCE(token_count, 0) > 9223372036854775807 - ?2 THEN 9223372036854775807 ELSE COALESCE(token_count, 0) + ?2 END,
                 status = CASE WHEN status = 'pending' THEN 'streaming' ELSE status END, updated_at = ?3
              WHERE id = ?4",
         )
         .sql()?
-        .execute(params![chunk, tokens as i64, now, id])
+        .execute(params![chunk, validate::counter("tokens", tokens)?, now, id])
         .sql()?;
     if n == 0 {
         return Ok(false);
