@@ -510,8 +510,13 @@ impl VectorStorageBackend for VikingBackend {
                 // Say how far the batch got: earlier chunks are stored, this and later ones
                 // are not (upsert is idempotent, so retrying the whole call is safe).
                 let done = n * MAX_BATCH;
+                let this = if e.outcome() == WriteOutcome::Unknown {
+                    "these may or may not be stored (no answer came), the rest are not"
+                } else {
+                    "these and the rest are not"
+                };
                 let msg = format!(
-                    "{} (items {done} to {} of {total} failed; the {done} before them are stored, the rest are not)",
+                    "{} (items {done} to {} of {total} failed; the {done} before them are stored, {this})",
                     e.message(),
                     done + chunk.len() - 1,
                 );
