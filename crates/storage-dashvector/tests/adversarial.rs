@@ -818,7 +818,9 @@ async fn duration_and_retry_settings_are_bounded() {
     let mut c = common::config(&fake, DIM);
     c.max_retries = 10;
     c.retry_max_delay_ms = 60_000;
-    DashVectorBackend::open(c).await.expect("the bounds themselves are accepted");
+    DashVectorBackend::open(c)
+        .await
+        .expect("the bounds themselves are accepted");
 }
 
 /// A server that hangs (the fake's stall hook): `open`, `search` and upserts each return a
@@ -829,7 +831,10 @@ async fn stalled_requests_time_out_within_the_bound() {
     use std::time::Instant;
     use storage_core::WriteOutcome;
     let (fake, setup) = common::open(DIM, false).await;
-    setup.upsert_processed_context(&ctx("kept", 1)).await.unwrap();
+    setup
+        .upsert_processed_context(&ctx("kept", 1))
+        .await
+        .unwrap();
     let mut short = common::config(&fake, DIM);
     short.timeout_secs = 0.5;
     short.connect_timeout_secs = 0.5;
@@ -841,7 +846,11 @@ async fn stalled_requests_time_out_within_the_bound() {
         fake.stall(pattern, stall);
         let started = Instant::now();
         let e = DashVectorBackend::open(short.clone()).await.unwrap_err();
-        assert!(started.elapsed() < bound, "open took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < bound,
+            "open took {:?}",
+            started.elapsed()
+        );
         assert_eq!(e.kind(), ErrorKind::Timeout, "{pattern}: {e}");
         assert!(e.is_retryable());
         assert_eq!(e.outcome(), WriteOutcome::NotApplied);
@@ -855,19 +864,33 @@ async fn stalled_requests_time_out_within_the_bound() {
         .search(&SearchQuery::new(unit_vector(1, DIM)).top_k(3))
         .await
         .unwrap_err();
-    assert!(started.elapsed() < bound, "search took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < bound,
+        "search took {:?}",
+        started.elapsed()
+    );
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert_eq!(e.outcome(), WriteOutcome::NotApplied);
     fake.stall("POST /v1/collections/knowledge/query", Duration::ZERO);
 
     fake.stall("/docs/upsert", stall);
     let started = Instant::now();
-    let e = b.upsert_processed_context(&ctx("late", 2)).await.unwrap_err();
-    assert!(started.elapsed() < bound, "upsert took {:?}", started.elapsed());
+    let e = b
+        .upsert_processed_context(&ctx("late", 2))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < bound,
+        "upsert took {:?}",
+        started.elapsed()
+    );
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
     assert!(e.is_retryable(), "an upsert by id is idempotent: {e}");
-    assert!(e.to_string().contains("may or may not have been applied"), "{e}");
+    assert!(
+        e.to_string().contains("may or may not have been applied"),
+        "{e}"
+    );
     fake.stall("/docs/upsert", Duration::ZERO);
 
     fake.stall("DELETE /v1/collections/knowledge/docs", stall);
@@ -881,7 +904,10 @@ async fn stalled_requests_time_out_within_the_bound() {
 
     // An answered failure was not applied.
     fake.fail_next([Fault::Status(400)]);
-    let e = b.upsert_processed_context(&ctx("refused", 3)).await.unwrap_err();
+    let e = b
+        .upsert_processed_context(&ctx("refused", 3))
+        .await
+        .unwrap_err();
     assert_eq!(e.outcome(), WriteOutcome::NotApplied, "{e}");
 }
 
@@ -913,7 +939,10 @@ async fn a_misfit_collection_is_refused_before_any_collection_is_created() {
         .into_iter()
         .filter(|l| l.method == "POST" && l.path == "/v1/collections")
         .count();
-    assert_eq!(creates, 0, "collections were created before the misfit was found");
+    assert_eq!(
+        creates, 0,
+        "collections were created before the misfit was found"
+    );
     for t in ContextType::ALL {
         if t.as_str() != KN {
             assert!(fake.schema_of(t.as_str()).is_none(), "{t:?} was created");

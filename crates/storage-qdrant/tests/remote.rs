@@ -496,11 +496,22 @@ async fn a_misfit_collection_is_refused_before_any_collection_is_created() {
         .build()
         .unwrap();
     for (name, size, distance, word) in [
-        ("p_event", DIM as u64, Distance::Dot, "uses distance Dot, this backend needs Cosine"),
-        ("q_knowledge", DIM as u64 + 1, Distance::Cosine, "holds 5-dimensional vectors"),
+        (
+            "p_event",
+            DIM as u64,
+            Distance::Dot,
+            "uses distance Dot, this backend needs Cosine",
+        ),
+        (
+            "q_knowledge",
+            DIM as u64 + 1,
+            Distance::Cosine,
+            "holds 5-dimensional vectors",
+        ),
     ] {
         raw.create_collection(
-            CreateCollectionBuilder::new(name).vectors_config(VectorParamsBuilder::new(size, distance)),
+            CreateCollectionBuilder::new(name)
+                .vectors_config(VectorParamsBuilder::new(size, distance)),
         )
         .await
         .unwrap();

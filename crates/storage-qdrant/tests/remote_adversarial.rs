@@ -780,14 +780,19 @@ async fn stalled_calls_time_out_within_the_bound_and_writes_say_outcome_unknown(
     let slack = Duration::from_secs(3);
     let stall = Duration::from_secs(30);
     let within = |took: Duration, what: &str| {
-        assert!(took < bound + slack, "{what} took {took:?}, bound {bound:?} + {slack:?}");
+        assert!(
+            took < bound + slack,
+            "{what} took {took:?}, bound {bound:?} + {slack:?}"
+        );
     };
 
     // Opening.
     for method in ["collection_exists", "collection_info"] {
         server.state.stall_method(method, stall);
         let started = Instant::now();
-        let e = QdrantRemoteBackend::connect(short.clone()).await.unwrap_err();
+        let e = QdrantRemoteBackend::connect(short.clone())
+            .await
+            .unwrap_err();
         within(started.elapsed(), method);
         assert_eq!(e.kind(), ErrorKind::Timeout, "{method}: {e}");
         assert!(e.is_retryable(), "{e}");
@@ -821,7 +826,10 @@ async fn stalled_calls_time_out_within_the_bound_and_writes_say_outcome_unknown(
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
     assert!(e.is_retryable(), "an upsert by id is idempotent: {e}");
-    assert!(e.to_string().contains("may or may not have been applied"), "{e}");
+    assert!(
+        e.to_string().contains("may or may not have been applied"),
+        "{e}"
+    );
     server.state.stall_method("upsert", Duration::ZERO);
 
     // With a retry, both attempts count; the outcome stays unknown.
@@ -835,7 +843,11 @@ async fn stalled_calls_time_out_within_the_bound_and_writes_say_outcome_unknown(
         .upsert_processed_context(&ctx("again", ContextType::Event, 0.4))
         .await
         .unwrap_err();
-    assert!(started.elapsed() < 2 * bound + slack, "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < 2 * bound + slack,
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
     assert!(e.to_string().contains("after 1 retries"), "{e}");

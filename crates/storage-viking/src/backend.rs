@@ -206,7 +206,11 @@ impl Inner {
                     "VectorIndex": {"IndexType": c.index_type, "Distance": "cosine", "Quant": "float"},
                     "ScalarIndex": self.schema.scalar_index(),
                 });
-                match self.client.console_write("CreateVikingdbIndex", &body).await {
+                match self
+                    .client
+                    .console_write("CreateVikingdbIndex", &body)
+                    .await
+                {
                     // Created meanwhile, as above.
                     Err(e) if e.kind() != ErrorKind::Conflict => Err(e),
                     _ => Ok(()),
@@ -265,7 +269,13 @@ impl Inner {
                 .data_write(PATH_DELETE, &body)
                 .await
                 // Earlier chunks are deleted: the call changed part of what it was asked to.
-                .map_err(|e| if n > 0 { e.with_outcome_unknown(true) } else { e })?;
+                .map_err(|e| {
+                    if n > 0 {
+                        e.with_outcome_unknown(true)
+                    } else {
+                        e
+                    }
+                })?;
         }
         Ok(())
     }

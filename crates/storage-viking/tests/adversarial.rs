@@ -829,7 +829,10 @@ async fn stalled_requests_time_out_within_the_bound() {
     use storage_core::WriteOutcome;
     let server = FakeViking::start().await;
     let setup = VikingBackend::open(server.config(DIM)).await.unwrap();
-    setup.upsert_processed_context(&ctx("kept", 1)).await.unwrap();
+    setup
+        .upsert_processed_context(&ctx("kept", 1))
+        .await
+        .unwrap();
     let mut short = server.config(DIM);
     short.timeout_secs = 0.5;
     short.connect_timeout_secs = 0.5;
@@ -840,7 +843,11 @@ async fn stalled_requests_time_out_within_the_bound() {
     server.stall("GetVikingdbCollection", stall);
     let started = Instant::now();
     let e = VikingBackend::open(short.clone()).await.unwrap_err();
-    assert!(started.elapsed() < bound, "open took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < bound,
+        "open took {:?}",
+        started.elapsed()
+    );
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(e.is_retryable());
     assert_eq!(e.outcome(), WriteOutcome::NotApplied);
@@ -853,19 +860,33 @@ async fn stalled_requests_time_out_within_the_bound() {
         .search(&SearchQuery::new(unit_vector(1, DIM)))
         .await
         .unwrap_err();
-    assert!(started.elapsed() < bound, "search took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < bound,
+        "search took {:?}",
+        started.elapsed()
+    );
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert_eq!(e.outcome(), WriteOutcome::NotApplied);
     server.stall("/api/vikingdb/data/search/vector", Duration::ZERO);
 
     server.stall(UPSERT, stall);
     let started = Instant::now();
-    let e = b.upsert_processed_context(&ctx("late", 2)).await.unwrap_err();
-    assert!(started.elapsed() < bound, "upsert took {:?}", started.elapsed());
+    let e = b
+        .upsert_processed_context(&ctx("late", 2))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < bound,
+        "upsert took {:?}",
+        started.elapsed()
+    );
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
     assert!(e.is_retryable(), "an upsert by id is idempotent: {e}");
-    assert!(e.to_string().contains("may or may not have been applied"), "{e}");
+    assert!(
+        e.to_string().contains("may or may not have been applied"),
+        "{e}"
+    );
     server.stall(UPSERT, Duration::ZERO);
 
     server.stall("/api/vikingdb/data/delete", stall);
@@ -879,6 +900,9 @@ async fn stalled_requests_time_out_within_the_bound() {
 
     // An answered failure was not applied.
     server.fail_next(Fault::Status(400));
-    let e = b.upsert_processed_context(&ctx("refused", 3)).await.unwrap_err();
+    let e = b
+        .upsert_processed_context(&ctx("refused", 3))
+        .await
+        .unwrap_err();
     assert_eq!(e.outcome(), WriteOutcome::NotApplied, "{e}");
 }

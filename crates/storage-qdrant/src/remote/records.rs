@@ -258,7 +258,13 @@ impl Collection<'_> {
                 ids: chunk.to_vec(),
             }))
             .await
-            .map_err(|e| if i > 0 { e.with_outcome_unknown(true) } else { e })?;
+            .map_err(|e| {
+                if i > 0 {
+                    e.with_outcome_unknown(true)
+                } else {
+                    e
+                }
+            })?;
         }
         Ok(())
     }

@@ -129,9 +129,8 @@ impl Drop for PrefixCleanup {
             .join()
             .unwrap_or_else(|_| Err("the cleanup thread panicked".to_owned()))
         };
-        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|h| {
-            h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-        });
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         let result = if multi_thread {
             tokio::task::block_in_place(work)
         } else {
@@ -140,7 +139,10 @@ impl Drop for PrefixCleanup {
         match result {
             Ok(n) => eprintln!("cleanup: deleted {n} collection(s) named {}*", self.prefix),
             Err(e) => {
-                eprintln!("cleanup: collections named {}* may be left: {e}", self.prefix);
+                eprintln!(
+                    "cleanup: collections named {}* may be left: {e}",
+                    self.prefix
+                );
                 if !std::thread::panicking() {
                     panic!("cleanup of collections named {}* failed: {e}", self.prefix);
                 }
