@@ -119,11 +119,18 @@ impl DashVectorBackend {
         }
     }
 
+    /// Checks every existing collection first (dimension, metric), and only then creates the
+    /// missing ones, so a refused `open` leaves no new collections behind.
     async fn ensure_collections(&self) -> Result<()> {
         let existing = self.list_collections().await?;
-        for (name, fields) in self.wanted_collections() {
+        let wanted = self.wanted_collections();
+        for (name, _) in &wanted {
+            if existing.contains(name) {
+                self.check_collection(name).await?;
+            }
+        }
+        for (name, fields) in wanted {
             if existing.contains(&name) {
-                self.check_collection(&name).await?;
                 continue;
             }
             let body = json!({
@@ -135,7 +142,7 @@ impl DashVectorBackend {
             });
             match self
                 .client
-                .call(Method::POST, "collections", &[], Some(&body))
+                .call_write(Method::POST, "collections", &[], Some(&body))
                 .await
             {
                 Ok(_) => {}
@@ -251,36 +258,41 @@ impl DashVectorBackend {
         Ok(found)
     }
 
-    /// `POST collections/{c}/docs/upsert` in chunks of `batch_size`.
+    /// `POST collections/{c}/docs/upsert` in chunks of `batch_size`. A failure after an
+    /// earlier chunk was stored, or a refused doc among accepted ones, has an unknown
+    /// outcome (part of the call was applied; retrying it is safe).
     async fn upsert(&self, collection: &str, docs: &[Json]) -> Result<()> {
-        for chunk in docs.chunks(self.config.batch_size) {
+        for (n, chunk) in docs.chunks(self.config.batch_size).enumerate() {
             let out = self
                 .client
-                .call(
+                .call_write(
                     Method::POST,
                     &format!("collections/{collection}/docs/upsert"),
                     &[],
                     Some(&json!({"docs": chunk})),
                 )
-                .await?;
-            check_doc_ops(&out)?;
+                .await
+                .map_err(|e| partial(e, n > 0))?;
+            check_doc_ops(&out).map_err(|e| partial(e, true))?;
         }
         Ok(())
     }
 
-    /// `DELETE collections/{c}/docs` in chunks of `batch_size`.
+    /// `DELETE collections/{c}/docs` in chunks of `batch_size`; outcomes as for
+    /// [`Self::upsert`].
     async fn delete_docs(&self, collection: &str, ids: &[String]) -> Result<()> {
-        for chunk in ids.chunks(self.config.batch_size) {
+        for (n, chunk) in ids.chunks(self.config.batch_size).enumerate() {
             let out = self
                 .client
-                .call(
+                .call_write(
                     Method::DELETE,
                     &format!("collections/{collection}/docs"),
                     &[],
                     Some(&json!({"ids": chunk})),
                 )
-                .await?;
-            check_doc_ops(&out)?;
+                .await
+                .map_err(|e| partial(e, n > 0))?;
+            check_doc_ops(&out).map_err(|e| partial(e, true))?;
         }
         Ok(())
     }
@@ -346,8 +358,12 @@ impl DashVectorBackend {
             }
             grouped.entry(c.context_type()).or_default().push(doc);
         }
+        let mut applied_some = false;
         for (t, docs) in grouped {
-            self.upsert(&self.names.context(t), &docs).await?;
+            self.upsert(&self.names.context(t), &docs)
+                .await
+                .map_err(|e| partial(e, applied_some))?;
+            applied_some = true;
         }
         Ok(contexts.iter().map(|c| c.id.clone()).collect())
     }
@@ -486,8 +502,13 @@ impl DashVectorBackend {
         let filter = self.compile(Some(&f))?;
         let mut n = 0;
         for t in ContextType::ALL {
-            let ids = self.ids_matching(t, &filter).await?;
-            self.delete_docs(&self.names.context(t), &ids).await?;
+            let ids = self
+                .ids_matching(t, &filter)
+                .await
+                .map_err(|e| partial(e, n > 0))?;
+            self.delete_docs(&self.names.context(t), &ids)
+                .await
+                .map_err(|e| partial(e, n > 0))?;
             n += ids.len() as u64;
         }
         Ok(n)
@@ -690,6 +711,15 @@ fn similarity(doc: &Json) -> Result<f32> {
         StorageError::data_corrupted("DashVector returned a search hit without a score")
     })?;
     Ok((1.0 - distance) as f32)
+}
+
+/// `e`, with an unknown outcome when part of the same idempotent write call was applied.
+fn partial(e: StorageError, applied_some: bool) -> StorageError {
+    if applied_some {
+        e.with_outcome_unknown(true)
+    } else {
+        e
+    }
 }
 
 /// Fails when a per-doc result (`DocOpResult`) of an upsert or delete has a non-zero code.

@@ -75,8 +75,8 @@ impl Client {
         })
     }
 
-    /// Calls `method <base>/v1/<path>` and returns the envelope's `output` (`null` when
-    /// absent). Retryable failures are retried up to `max_retries` times.
+    /// Calls `method <base>/v1/<path>` (a read) and returns the envelope's `output` (`null`
+    /// when absent). Retryable failures are retried up to `max_retries` times.
     pub(crate) async fn call(
         &self,
         method: Method,
@@ -84,14 +84,49 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Json>,
     ) -> Result<Json> {
+        self.run(method, path, query, body, false).await
+    }
+
+    /// [`Self::call`] for an idempotent write (upsert or delete by id, collection creation).
+    /// When a request may have reached the server without its answer coming back (a
+    /// timeout, a connection lost after it was made), the error's outcome is
+    /// [`storage_core::WriteOutcome::Unknown`]; it stays retryable.
+    pub(crate) async fn call_write(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Json>,
+    ) -> Result<Json> {
+        self.run(method, path, query, body, true).await
+    }
+
+    async fn run(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Json>,
+        write: bool,
+    ) -> Result<Json> {
         let url = format!("{}/v1/{path}", self.base);
         let mut attempt = 0u32;
+        let mut maybe_applied = false;
         loop {
             match self.once(method.clone(), &url, query, body).await {
                 Ok(out) => return Ok(out),
-                Err((err, retry_after)) => {
+                Err(Failure {
+                    error: err,
+                    retry_after,
+                    maybe_sent,
+                }) => {
+                    maybe_applied |= write && maybe_sent;
                     if !err.is_retryable() || attempt >= self.max_retries {
-                        return Err(err);
+                        return Err(if maybe_applied {
+                            err.with_outcome_unknown(true)
+                        } else {
+                            err
+                        });
                     }
                     let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
                     tracing::warn!(
@@ -129,7 +164,7 @@ impl Client {
         url: &str,
         query: &[(&str, String)],
         body: Option<&Json>,
-    ) -> std::result::Result<Json, (StorageError, Option<Duration>)> {
+    ) -> std::result::Result<Json, Failure> {
         let mut req = self
             .http
             .request(method, url)
@@ -140,7 +175,7 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| (transport_error(e), None))?;
+        let resp = req.send().await.map_err(transport_error)?;
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -148,7 +183,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s).min(self.max_delay));
-        let text = resp.text().await.map_err(|e| (transport_error(e), None))?;
+        let text = resp.text().await.map_err(transport_error)?;
         let envelope: Option<Json> = serde_json::from_str(&text).ok();
         let code = envelope
             .as_ref()
@@ -156,7 +191,7 @@ impl Client {
             .and_then(Json::as_i64);
         let detail = describe(status, envelope.as_ref(), &text);
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err((
+            return Err(Failure::answered(
                 StorageError::new(
                     ErrorKind::PermissionDenied,
                     format!("DashVector refused the API key: {detail}"),
@@ -165,13 +200,13 @@ impl Client {
             ));
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err((
+            return Err(Failure::answered(
                 StorageError::new(ErrorKind::Unavailable, format!("rate limited: {detail}")),
                 retry_after,
             ));
         }
         if status.is_server_error() {
-            return Err((
+            return Err(Failure::answered(
                 StorageError::new(ErrorKind::Unavailable, format!("server error: {detail}")),
                 retry_after,
             ));
@@ -182,7 +217,7 @@ impl Client {
                 .unwrap_or(Json::Null)),
             Some(c) if c != 0 => {
                 let (kind, retryable) = code_kind(c);
-                Err((
+                Err(Failure::answered(
                     StorageError::new(kind, detail).set_retryable(retryable),
                     retry_after,
                 ))
@@ -193,7 +228,7 @@ impl Client {
                     s if s.is_success() => ErrorKind::DataCorrupted,
                     _ => ErrorKind::Backend,
                 };
-                Err((
+                Err(Failure::answered(
                     StorageError::new(kind, format!("unexpected response: {detail}")),
                     None,
                 ))
@@ -202,7 +237,28 @@ impl Client {
     }
 }
 
-fn transport_error(e: reqwest::Error) -> StorageError {
+/// A failed attempt: the error, the delay the server asked for, and whether the request may
+/// have reached the server.
+struct Failure {
+    error: StorageError,
+    retry_after: Option<Duration>,
+    /// The request may have been delivered without its answer arriving (a timeout, or a
+    /// connection lost after it was made), so a write may have been applied.
+    maybe_sent: bool,
+}
+
+impl Failure {
+    /// The server answered with an error: the request was not applied.
+    fn answered(error: StorageError, retry_after: Option<Duration>) -> Failure {
+        Failure {
+            error,
+            retry_after,
+            maybe_sent: false,
+        }
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> Failure {
     let kind = if e.is_timeout() {
         ErrorKind::Timeout
     } else if e.is_connect() || e.is_request() || e.is_body() {
@@ -210,8 +266,14 @@ fn transport_error(e: reqwest::Error) -> StorageError {
     } else {
         ErrorKind::Backend
     };
+    // A connection that could not be made carried no request.
+    let maybe_sent = !e.is_connect();
     // reqwest's message names the URL, never the headers: the token cannot leak here.
-    StorageError::new(kind, "DashVector request failed").with_source(e)
+    Failure {
+        error: StorageError::new(kind, "DashVector request failed").with_source(e),
+        retry_after: None,
+        maybe_sent,
+    }
 }
 
 fn describe(status: StatusCode, envelope: Option<&Json>, text: &str) -> String {

@@ -23,6 +23,13 @@ pub const MAX_COLLECTION_NAME_LEN: usize = 32;
 /// `collection_ready_timeout_secs`: one day.
 pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 
+/// Most accepted `max_retries`.
+pub const MAX_RETRIES: u32 = 10;
+
+/// Largest accepted `retry_base_delay_ms` and `retry_max_delay_ms`, in milliseconds (one
+/// minute).
+pub const MAX_RETRY_DELAY_MS: u64 = 60_000;
+
 /// Configuration of [`crate::DashVectorBackend`] (the `dashvector` backend).
 ///
 /// In YAML, under a `storage.backends` entry with `backend: dashvector`:
@@ -69,13 +76,16 @@ pub struct DashVectorConfig {
     #[serde(default = "default_connect_timeout", deserialize_with = "lenient")]
     pub connect_timeout_secs: f64,
     /// Retries after a retryable failure (HTTP 429 and 5xx, connection errors, timeouts,
-    /// DashVector codes 408, -2029, -2030, -2034); default 3. 0 disables retries.
+    /// DashVector codes 408, -2029, -2030, -2034); default 3, at most [`MAX_RETRIES`]. 0
+    /// disables retries.
     #[serde(default = "default_retries", deserialize_with = "lenient")]
     pub max_retries: u32,
-    /// First backoff delay in milliseconds, doubled after each retry (default 200).
+    /// First backoff delay in milliseconds, doubled after each retry (default 200, at most
+    /// [`MAX_RETRY_DELAY_MS`]).
     #[serde(default = "default_retry_base", deserialize_with = "lenient")]
     pub retry_base_delay_ms: u64,
-    /// Largest backoff delay in milliseconds (default 5000).
+    /// Largest backoff delay in milliseconds (default 5000, at most [`MAX_RETRY_DELAY_MS`]);
+    /// also caps a server's `Retry-After`.
     #[serde(default = "default_retry_max", deserialize_with = "lenient")]
     pub retry_max_delay_ms: u64,
     /// Documents per upsert or delete call and page size limit of queries (default and
@@ -235,6 +245,23 @@ impl DashVectorConfig {
                 return Err(StorageError::config(format!(
                     "dashvector config.{name} is {value}, expected a number from {min} to \
                      {MAX_TIMEOUT_SECS} (seconds)"
+                )));
+            }
+        }
+        if self.max_retries > MAX_RETRIES {
+            return Err(StorageError::config(format!(
+                "dashvector config.max_retries is {}, expected at most {MAX_RETRIES}",
+                self.max_retries
+            )));
+        }
+        for (name, value) in [
+            ("retry_base_delay_ms", self.retry_base_delay_ms),
+            ("retry_max_delay_ms", self.retry_max_delay_ms),
+        ] {
+            if value > MAX_RETRY_DELAY_MS {
+                return Err(StorageError::config(format!(
+                    "dashvector config.{name} is {value}, expected at most \
+                     {MAX_RETRY_DELAY_MS} (milliseconds)"
                 )));
             }
         }

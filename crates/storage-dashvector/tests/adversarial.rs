@@ -764,3 +764,188 @@ storage:
         assert!(!msg.contains(common::TOKEN), "{msg}");
     }
 }
+
+/// Every duration and retry setting is bounded: huge, NaN, negative and zero timeouts, too
+/// many retries and huge backoffs are `Config` errors naming the key and the bound, before
+/// any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duration_and_retry_settings_are_bounded() {
+    let fake = FakeDashVector::start(common::TOKEN).await;
+    type Edit = Box<dyn Fn(&mut DashVectorConfig) + Send>;
+    let mut cases: Vec<(Edit, &str, &str)> = Vec::new();
+    for v in [1e20, f64::NAN, f64::INFINITY, -1.0, 0.0] {
+        cases.push((
+            Box::new(move |c: &mut DashVectorConfig| c.timeout_secs = v),
+            "timeout_secs",
+            "86400",
+        ));
+        cases.push((
+            Box::new(move |c: &mut DashVectorConfig| c.connect_timeout_secs = v),
+            "connect_timeout_secs",
+            "86400",
+        ));
+    }
+    cases.push((
+        Box::new(|c: &mut DashVectorConfig| c.max_retries = 11),
+        "max_retries",
+        "at most 10",
+    ));
+    cases.push((
+        Box::new(|c: &mut DashVectorConfig| c.max_retries = u32::MAX),
+        "max_retries",
+        "at most 10",
+    ));
+    cases.push((
+        Box::new(|c: &mut DashVectorConfig| c.retry_base_delay_ms = u64::MAX),
+        "retry_base_delay_ms",
+        "at most 60000",
+    ));
+    cases.push((
+        Box::new(|c: &mut DashVectorConfig| c.retry_max_delay_ms = 60_001),
+        "retry_max_delay_ms",
+        "at most 60000",
+    ));
+    for (edit, key, bound) in cases {
+        let mut c = common::config(&fake, DIM);
+        edit(&mut c);
+        let shown = format!("{c:?}");
+        let e = DashVectorBackend::open(c).await.expect_err(key);
+        assert_eq!(e.kind(), ErrorKind::Config, "{shown}: {e}");
+        assert!(e.to_string().contains(key), "{key}: {e}");
+        assert!(e.to_string().contains(bound), "{bound}: {e}");
+    }
+    assert_eq!(fake.requests(), 0);
+    let mut c = common::config(&fake, DIM);
+    c.max_retries = 10;
+    c.retry_max_delay_ms = 60_000;
+    DashVectorBackend::open(c)
+        .await
+        .expect("the bounds themselves are accepted");
+}
+
+/// A server that hangs (the fake's stall hook): `open`, `search` and upserts each return a
+/// retryable `Timeout` within `timeout_secs` plus slack. An upsert or delete whose request
+/// was sent has an unknown outcome (still retryable: both are idempotent); a read has not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_requests_time_out_within_the_bound() {
+    use std::time::Instant;
+    use storage_core::WriteOutcome;
+    let (fake, setup) = common::open(DIM, false).await;
+    setup
+        .upsert_processed_context(&ctx("kept", 1))
+        .await
+        .unwrap();
+    let mut short = common::config(&fake, DIM);
+    short.timeout_secs = 0.5;
+    short.connect_timeout_secs = 0.5;
+    short.max_retries = 0;
+    let bound = Duration::from_secs_f64(short.timeout_secs) + Duration::from_secs(3);
+    let stall = Duration::from_secs(30);
+
+    for pattern in ["GET /v1/collections", "GET /v1/collections/knowledge"] {
+        fake.stall(pattern, stall);
+        let started = Instant::now();
+        let e = DashVectorBackend::open(short.clone()).await.unwrap_err();
+        assert!(
+            started.elapsed() < bound,
+            "open took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{pattern}: {e}");
+        assert!(e.is_retryable());
+        assert_eq!(e.outcome(), WriteOutcome::NotApplied);
+        fake.stall(pattern, Duration::ZERO);
+    }
+    let b = DashVectorBackend::open(short.clone()).await.unwrap();
+
+    fake.stall("POST /v1/collections/knowledge/query", stall);
+    let started = Instant::now();
+    let e = b
+        .search(&SearchQuery::new(unit_vector(1, DIM)).top_k(3))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < bound,
+        "search took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(e.outcome(), WriteOutcome::NotApplied);
+    fake.stall("POST /v1/collections/knowledge/query", Duration::ZERO);
+
+    fake.stall("/docs/upsert", stall);
+    let started = Instant::now();
+    let e = b
+        .upsert_processed_context(&ctx("late", 2))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < bound,
+        "upsert took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
+    assert!(e.is_retryable(), "an upsert by id is idempotent: {e}");
+    assert!(
+        e.to_string().contains("may or may not have been applied"),
+        "{e}"
+    );
+    fake.stall("/docs/upsert", Duration::ZERO);
+
+    fake.stall("DELETE /v1/collections/knowledge/docs", stall);
+    let e = b
+        .delete_contexts(&["kept".to_owned()], ContextType::Knowledge)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
+    fake.stall("DELETE /v1/collections/knowledge/docs", Duration::ZERO);
+
+    // An answered failure was not applied.
+    fake.fail_next([Fault::Status(400)]);
+    let e = b
+        .upsert_processed_context(&ctx("refused", 3))
+        .await
+        .unwrap_err();
+    assert_eq!(e.outcome(), WriteOutcome::NotApplied, "{e}");
+}
+
+/// An existing collection that does not fit (the last one checked, `knowledge`, under
+/// another metric) is found before anything is created: `open` fails with `Config` and no
+/// collection was created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misfit_collection_is_refused_before_any_collection_is_created() {
+    let fake = FakeDashVector::start(common::TOKEN).await;
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/collections", fake.endpoint()))
+        .header("dashvector-auth-token", common::TOKEN)
+        .json(&json!({"name": KN, "dimension": DIM, "metric": "dotproduct"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["code"], 0, "{answer}");
+    fake.clear_log();
+    let e = DashVectorBackend::open(common::config(&fake, DIM))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("metric dotproduct"), "{e}");
+    let creates = fake
+        .log()
+        .into_iter()
+        .filter(|l| l.method == "POST" && l.path == "/v1/collections")
+        .count();
+    assert_eq!(
+        creates, 0,
+        "collections were created before the misfit was found"
+    );
+    for t in ContextType::ALL {
+        if t.as_str() != KN {
+            assert!(fake.schema_of(t.as_str()).is_none(), "{t:?} was created");
+        }
+    }
+}

@@ -483,3 +483,55 @@ async fn close_is_local_and_final() {
         ErrorKind::NotInitialized
     );
 }
+
+/// A collection that does not fit (here `event` under Dot distance, another size for
+/// `knowledge`) is found before anything is created: the `Config` error leaves the server
+/// exactly as it was, with no half-made `profile`, `entity` or `document` collections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misfit_collection_is_refused_before_any_collection_is_created() {
+    use qdrant_client::qdrant::{CreateCollectionBuilder, Distance, VectorParamsBuilder};
+    let server = grpc_server::start(None).await;
+    let raw = Qdrant::from_url(&server.url)
+        .skip_compatibility_check()
+        .build()
+        .unwrap();
+    for (name, size, distance, word) in [
+        (
+            "p_event",
+            DIM as u64,
+            Distance::Dot,
+            "uses distance Dot, this backend needs Cosine",
+        ),
+        (
+            "q_knowledge",
+            DIM as u64 + 1,
+            Distance::Cosine,
+            "holds 5-dimensional vectors",
+        ),
+    ] {
+        raw.create_collection(
+            CreateCollectionBuilder::new(name)
+                .vectors_config(VectorParamsBuilder::new(size, distance)),
+        )
+        .await
+        .unwrap();
+        let before = server.state.collection_names();
+        let created = server.state.calls("create_collection");
+        let prefix = &name[..2];
+        for todo in [false, true] {
+            let e = QdrantRemoteBackend::connect(
+                config(&server.url)
+                    .with_collection_prefix(prefix)
+                    .with_todo_embeddings(todo),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+            assert!(e.to_string().contains(word), "{e}");
+            assert!(e.to_string().contains(name), "{e}");
+            assert_eq!(server.state.collection_names(), before);
+            assert_eq!(server.state.calls("create_collection"), created);
+            assert_eq!(server.state.calls("create_field_index"), 0);
+        }
+    }
+}

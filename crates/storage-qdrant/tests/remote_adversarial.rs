@@ -758,6 +758,167 @@ async fn a_silent_server_times_out_within_the_configured_bound() {
     acceptor.abort();
 }
 
+/// A server that hangs on one method (the test server's stall hook): `connect`, `search`,
+/// upserts and deletes each return a retryable `Timeout` within the per-attempt bound
+/// (`timeout + connect_timeout + 1 s`) plus scheduling slack. Writes whose request was sent
+/// report an unknown outcome (still retryable: they are idempotent); reads do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_calls_time_out_within_the_bound_and_writes_say_outcome_unknown() {
+    use storage_core::WriteOutcome;
+    let server = grpc_server::start(None).await;
+    // Collections made with the default (generous) timeouts first.
+    let setup = connect(&server.url).await;
+    setup
+        .upsert_processed_context(&ctx("kept", ContextType::Event, 0.1))
+        .await
+        .unwrap();
+    let mut short = config(&server.url);
+    short.timeout = 1.0;
+    short.connect_timeout = 0.5;
+    short.max_retries = 0;
+    let bound = Duration::from_secs_f64(short.timeout + short.connect_timeout + 1.0);
+    let slack = Duration::from_secs(3);
+    let stall = Duration::from_secs(30);
+    let within = |took: Duration, what: &str| {
+        assert!(
+            took < bound + slack,
+            "{what} took {took:?}, bound {bound:?} + {slack:?}"
+        );
+    };
+
+    // Opening.
+    for method in ["collection_exists", "collection_info"] {
+        server.state.stall_method(method, stall);
+        let started = Instant::now();
+        let e = QdrantRemoteBackend::connect(short.clone())
+            .await
+            .unwrap_err();
+        within(started.elapsed(), method);
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{method}: {e}");
+        assert!(e.is_retryable(), "{e}");
+        assert_eq!(e.operation(), "connect");
+        assert_eq!(e.outcome(), WriteOutcome::NotApplied, "{e}");
+        server.state.stall_method(method, Duration::ZERO);
+    }
+    let b = QdrantRemoteBackend::connect(short.clone()).await.unwrap();
+
+    // Search (a read: nothing to be unsure about).
+    server.state.stall_method("query", stall);
+    let started = Instant::now();
+    let e = b
+        .search(&SearchQuery::new(vec![1.0, 0.1, 0.5, -0.1]))
+        .await
+        .unwrap_err();
+    within(started.elapsed(), "search");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.is_retryable());
+    assert_eq!(e.outcome(), WriteOutcome::NotApplied, "{e}");
+    server.state.stall_method("query", Duration::ZERO);
+
+    // Upsert: the request reached the server, whose answer never came.
+    server.state.stall_method("upsert", stall);
+    let started = Instant::now();
+    let e = b
+        .upsert_processed_context(&ctx("late", ContextType::Event, 0.3))
+        .await
+        .unwrap_err();
+    within(started.elapsed(), "upsert");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
+    assert!(e.is_retryable(), "an upsert by id is idempotent: {e}");
+    assert!(
+        e.to_string().contains("may or may not have been applied"),
+        "{e}"
+    );
+    server.state.stall_method("upsert", Duration::ZERO);
+
+    // With a retry, both attempts count; the outcome stays unknown.
+    let mut one_retry = short.clone();
+    one_retry.max_retries = 1;
+    let b1 = QdrantRemoteBackend::connect(one_retry).await.unwrap();
+    server.state.stall_method("upsert", stall);
+    let sent = server.state.calls("upsert");
+    let started = Instant::now();
+    let e = b1
+        .upsert_processed_context(&ctx("again", ContextType::Event, 0.4))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < 2 * bound + slack,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
+    assert!(e.to_string().contains("after 1 retries"), "{e}");
+    assert!(server.state.calls("upsert") >= sent + 2);
+    server.state.stall_method("upsert", Duration::ZERO);
+
+    // Delete by id: the existence check is a read, the delete a write.
+    server.state.stall_method("delete", stall);
+    let started = Instant::now();
+    let e = b
+        .delete_contexts(&["kept".to_owned()], ContextType::Event)
+        .await
+        .unwrap_err();
+    within(started.elapsed(), "delete");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
+    server.state.stall_method("delete", Duration::ZERO);
+
+    // A write the server refused was not applied.
+    server
+        .state
+        .fail_method_after("upsert", 0, vec![Status::invalid_argument("no")]);
+    let e = b
+        .upsert_processed_context(&ctx("refused", ContextType::Event, 0.5))
+        .await
+        .unwrap_err();
+    assert_eq!(e.outcome(), WriteOutcome::NotApplied, "{e}");
+}
+
+/// Retry and timeout settings are bounded: huge, NaN, negative and zero values are `Config`
+/// errors naming the key and the bound (they used to reach `Duration::from_secs_f64`).
+#[test]
+fn duration_and_retry_settings_are_bounded() {
+    let base = json!({"host": "a", "vector_size": 4});
+    let cases = [
+        ("timeout", json!(1e20), "at most 86400"),
+        ("timeout", json!("NaN"), "at most 86400"),
+        ("timeout", json!(-1), "more than 0"),
+        ("timeout", json!(0), "more than 0"),
+        ("connect_timeout", json!(1e20), "at most 86400"),
+        ("connect_timeout", json!("NaN"), "at most 86400"),
+        ("connect_timeout", json!(-0.5), "more than 0"),
+        ("connect_timeout", json!(0), "more than 0"),
+        ("max_retries", json!(11), "at most 10"),
+        ("max_retries", json!(4_000_000_000u64), "at most 10"),
+        ("retry_backoff_ms", json!(5001), "at most 5000"),
+        ("retry_backoff_ms", json!(u64::MAX), "at most 5000"),
+    ];
+    for (key, value, bound) in cases {
+        let mut v = base.clone();
+        v[key] = value.clone();
+        let c: QdrantRemoteConfig = serde_json::from_value(v).unwrap();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{key}={value}: {e}");
+        assert!(e.to_string().contains(&format!("'{key}'")), "{e}");
+        assert!(e.to_string().contains(bound), "{bound:?} not in {e}");
+    }
+    for (key, value) in [
+        ("timeout", json!(86_400)),
+        ("max_retries", json!(10)),
+        ("max_retries", json!(0)),
+        ("retry_backoff_ms", json!(5000)),
+        ("retry_backoff_ms", json!(0)),
+    ] {
+        let mut v = base.clone();
+        v[key] = value;
+        let c: QdrantRemoteConfig = serde_json::from_value(v).unwrap();
+        c.validate().unwrap();
+    }
+}
+
 /// Configuration mistakes are `Config` errors naming the key, before any connection; the
 /// API key is never shown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

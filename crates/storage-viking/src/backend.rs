@@ -12,7 +12,7 @@ use storage_core::validate::{validate_contexts, validate_id, validate_vector};
 use storage_core::{
     ContextType, ErrorKind, Filter, HierarchyQuery, ListQuery, ProcessedContext, Result, ResultExt,
     ScoredContext, ScrollQuery, SearchQuery, SimilarTodo, StorageBackend, StorageError,
-    StorageType, VectorCapabilities, VectorStorageBackend, time_bucket,
+    StorageType, VectorCapabilities, VectorStorageBackend, WriteOutcome, time_bucket,
 };
 use tracing::{debug, info};
 
@@ -136,29 +136,34 @@ impl Inner {
         &self.config.collection_name
     }
 
+    /// The existing collection's vector dimension must be the configured one.
+    fn check_dimension(&self, result: &Json) -> Result<()> {
+        let c = &self.config;
+        let dim = result
+            .get("Fields")
+            .and_then(Json::as_array)
+            .and_then(|fs| {
+                fs.iter()
+                    .find(|f| f.get("FieldType").and_then(Json::as_str) == Some("vector"))
+            })
+            .and_then(|f| f.get("Dim"))
+            .and_then(Json::as_u64);
+        if let Some(dim) = dim
+            && dim as usize != c.dimension
+        {
+            return Err(StorageError::config(format!(
+                "VikingDB collection '{}' has vectors of dimension {dim}, the configuration says {}",
+                c.collection_name, c.dimension
+            )));
+        }
+        Ok(())
+    }
+
     async fn ensure_collection(&self) -> Result<()> {
         let c = &self.config;
         let ident = json!({"ProjectName": c.project_name, "CollectionName": c.collection_name});
         match self.client.console("GetVikingdbCollection", &ident).await {
-            Ok(result) => {
-                let dim = result
-                    .get("Fields")
-                    .and_then(Json::as_array)
-                    .and_then(|fs| {
-                        fs.iter()
-                            .find(|f| f.get("FieldType").and_then(Json::as_str) == Some("vector"))
-                    })
-                    .and_then(|f| f.get("Dim"))
-                    .and_then(Json::as_u64);
-                if let Some(dim) = dim
-                    && dim as usize != c.dimension
-                {
-                    return Err(StorageError::config(format!(
-                        "VikingDB collection '{}' has vectors of dimension {dim}, the configuration says {}",
-                        c.collection_name, c.dimension
-                    )));
-                }
-            }
+            Ok(result) => self.check_dimension(&result)?,
             Err(e) if e.kind() == ErrorKind::NotFound && c.create_if_missing => {
                 info!(collection = %c.collection_name, "creating VikingDB collection");
                 let body = json!({
@@ -167,9 +172,20 @@ impl Inner {
                     "Description": "OpenContext contexts of every type and todos (field data_type)",
                     "Fields": self.schema.create_fields(),
                 });
-                self.client
-                    .console("CreateVikingdbCollection", &body)
-                    .await?;
+                match self
+                    .client
+                    .console_write("CreateVikingdbCollection", &body)
+                    .await
+                {
+                    Ok(_) => {}
+                    // Created meanwhile (another process, or our own retried request whose
+                    // first answer was lost): check it like an existing one.
+                    Err(e) if e.kind() == ErrorKind::Conflict => {
+                        let result = self.client.console("GetVikingdbCollection", &ident).await?;
+                        self.check_dimension(&result)?;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Err(e) => return Err(e),
         }
@@ -190,8 +206,15 @@ impl Inner {
                     "VectorIndex": {"IndexType": c.index_type, "Distance": "cosine", "Quant": "float"},
                     "ScalarIndex": self.schema.scalar_index(),
                 });
-                self.client.console("CreateVikingdbIndex", &body).await?;
-                Ok(())
+                match self
+                    .client
+                    .console_write("CreateVikingdbIndex", &body)
+                    .await
+                {
+                    // Created meanwhile, as above.
+                    Err(e) if e.kind() != ErrorKind::Conflict => Err(e),
+                    _ => Ok(()),
+                }
             }
             Err(e) => Err(e),
         }
@@ -240,9 +263,19 @@ impl Inner {
     }
 
     async fn delete_ids(&self, ids: &[String]) -> Result<()> {
-        for chunk in ids.chunks(MAX_BATCH) {
+        for (n, chunk) in ids.chunks(MAX_BATCH).enumerate() {
             let body = json!({"collection_name": self.coll(), "ids": chunk});
-            self.client.data(PATH_DELETE, &body).await?;
+            self.client
+                .data_write(PATH_DELETE, &body)
+                .await
+                // Earlier chunks are deleted: the call changed part of what it was asked to.
+                .map_err(|e| {
+                    if n > 0 {
+                        e.with_outcome_unknown(true)
+                    } else {
+                        e
+                    }
+                })?;
         }
         Ok(())
     }
@@ -483,19 +516,28 @@ impl VectorStorageBackend for VikingBackend {
         let total = items.len();
         for (n, chunk) in items.chunks(MAX_BATCH).enumerate() {
             let body = json!({"collection_name": i.coll(), "data": chunk});
-            if let Err(e) = i.client.data(PATH_UPSERT, &body).await {
+            if let Err(e) = i.client.data_write(PATH_UPSERT, &body).await {
                 // Say how far the batch got: earlier chunks are stored, this and later ones
                 // are not (upsert is idempotent, so retrying the whole call is safe).
                 let done = n * MAX_BATCH;
+                let this = if e.outcome() == WriteOutcome::Unknown {
+                    "these may or may not be stored (no answer came), the rest are not"
+                } else {
+                    "these and the rest are not"
+                };
                 let msg = format!(
-                    "{} (items {done} to {} of {total} failed; the {done} before them are stored, the rest are not)",
+                    "{} (items {done} to {} of {total} failed; the {done} before them are stored, {this})",
                     e.message(),
                     done + chunk.len() - 1,
                 );
                 let retryable = e.is_retryable();
                 // The message carries the cause's text; no source, so it is not printed twice.
-                return Err(StorageError::new(e.kind(), msg).set_retryable(retryable))
-                    .context(NAME, op);
+                let mut out = StorageError::new(e.kind(), msg).set_retryable(retryable);
+                // Unknown when this chunk's answer was lost, or earlier chunks are stored.
+                if n > 0 || e.outcome() == WriteOutcome::Unknown {
+                    out = out.with_outcome_unknown(true);
+                }
+                return Err(out).context(NAME, op);
             }
         }
         debug!(count = contexts.len(), "vikingdb upserted contexts");
@@ -762,7 +804,10 @@ impl VectorStorageBackend for VikingBackend {
         let encoded_len = serde_json::to_string(&item)?.len();
         storage_core::validate::validate_payload_size(&id, encoded_len).context(NAME, op)?;
         let body = json!({"collection_name": i.coll(), "data": [item]});
-        i.client.data(PATH_UPSERT, &body).await.context(NAME, op)?;
+        i.client
+            .data_write(PATH_UPSERT, &body)
+            .await
+            .context(NAME, op)?;
         Ok(())
     }
 

@@ -100,18 +100,36 @@ impl Client {
         })
     }
 
-    /// A data-plane call; returns the envelope's `result` (`null` when absent).
+    /// A data-plane read; returns the envelope's `result` (`null` when absent).
     pub(crate) async fn data(&self, path: &str, body: &Json) -> Result<Json> {
         let host = self.config.data_host();
-        let envelope = self.with_retries(&host, path, &[], body).await?;
+        let envelope = self.with_retries(&host, path, &[], body, false).await?;
         Ok(envelope.get("result").cloned().unwrap_or(Json::Null))
     }
 
-    /// A control-plane call; returns the envelope's `Result`.
+    /// A data-plane write (upsert or delete by primary key: idempotent). When a request may
+    /// have reached the server without its answer coming back, the error's outcome is
+    /// [`storage_core::WriteOutcome::Unknown`] (still retryable).
+    pub(crate) async fn data_write(&self, path: &str, body: &Json) -> Result<Json> {
+        let host = self.config.data_host();
+        let envelope = self.with_retries(&host, path, &[], body, true).await?;
+        Ok(envelope.get("result").cloned().unwrap_or(Json::Null))
+    }
+
+    /// A control-plane read; returns the envelope's `Result`.
     pub(crate) async fn console(&self, action: &str, body: &Json) -> Result<Json> {
+        self.console_call(action, body, false).await
+    }
+
+    /// A control-plane write (`Create*`); the outcome rule of [`Self::data_write`].
+    pub(crate) async fn console_write(&self, action: &str, body: &Json) -> Result<Json> {
+        self.console_call(action, body, true).await
+    }
+
+    async fn console_call(&self, action: &str, body: &Json, write: bool) -> Result<Json> {
         let host = self.config.console_host();
         let query = [("Action", action), ("Version", CONSOLE_VERSION)];
-        let envelope = self.with_retries(&host, "/", &query, body).await?;
+        let envelope = self.with_retries(&host, "/", &query, body, write).await?;
         Ok(envelope.get("Result").cloned().unwrap_or(Json::Null))
     }
 
@@ -134,27 +152,40 @@ impl Client {
         path: &str,
         query: &[(&str, &str)],
         body: &Json,
+        write: bool,
     ) -> Result<Json> {
         let bytes = serde_json::to_vec(body)?;
         let mut attempt = 0;
+        let mut maybe_applied = false;
         loop {
-            match self.send_once(host, path, query, &bytes).await {
+            let e = match self.send_once(host, path, query, &bytes).await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt < self.config.max_retries => {
-                    let delay = self.backoff(attempt);
-                    debug!(path, attempt, ?delay, error = %e, "vikingdb call failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
+                Err(Failure { error, maybe_sent }) => {
+                    maybe_applied |= write && maybe_sent;
+                    error
                 }
-                Err(e) if attempt > 0 => {
-                    let msg = format!("{} (after {} attempts)", e.message(), attempt + 1);
-                    let retryable = e.is_retryable();
-                    return Err(StorageError::new(e.kind(), msg)
-                        .set_retryable(retryable)
-                        .with_source(e));
-                }
-                Err(e) => return Err(e),
+            };
+            if e.is_retryable() && attempt < self.config.max_retries {
+                let delay = self.backoff(attempt);
+                debug!(path, attempt, ?delay, error = %e, "vikingdb call failed, retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+                continue;
             }
+            let e = if attempt > 0 {
+                let msg = format!("{} (after {} attempts)", e.message(), attempt + 1);
+                let retryable = e.is_retryable();
+                StorageError::new(e.kind(), msg)
+                    .set_retryable(retryable)
+                    .with_source(e)
+            } else {
+                e
+            };
+            return Err(if maybe_applied {
+                e.with_outcome_unknown(true)
+            } else {
+                e
+            });
         }
     }
 
@@ -164,7 +195,7 @@ impl Client {
         path: &str,
         query: &[(&str, &str)],
         body: &[u8],
-    ) -> Result<Json> {
+    ) -> std::result::Result<Json, Failure> {
         let x_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
         let payload_hash = sha256_hex(body);
         let headers = [
@@ -202,7 +233,12 @@ impl Client {
         let resp = req.send().await.map_err(transport_error)?;
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(transport_error)?;
-        let json: Json = match serde_json::from_str(&text) {
+        Ok(Self::decode(path, status, &text)?)
+    }
+
+    /// The envelope of a complete answer, or the error it reports.
+    fn decode(path: &str, status: u16, text: &str) -> Result<Json> {
+        let json: Json = match serde_json::from_str(text) {
             Ok(j) => j,
             Err(_) => {
                 let snippet: String = text.chars().take(200).collect();
@@ -235,20 +271,46 @@ impl Client {
     }
 }
 
-fn transport_error(e: reqwest::Error) -> StorageError {
+/// A failed attempt, and whether its request may have reached the server.
+pub(crate) struct Failure {
+    error: StorageError,
+    /// The request may have been delivered (a timeout or a connection lost after it was
+    /// made), so a write may have been applied.
+    maybe_sent: bool,
+}
+
+/// A complete answer of the server: whatever it says, it says the request was handled (an
+/// error answer means not applied).
+impl From<StorageError> for Failure {
+    fn from(error: StorageError) -> Self {
+        Failure {
+            error,
+            maybe_sent: false,
+        }
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> Failure {
     if e.is_builder() {
         // A malformed URL (host, scheme): retrying cannot help.
-        return StorageError::config("cannot build the VikingDB request URL").with_source(e);
+        return StorageError::config("cannot build the VikingDB request URL")
+            .with_source(e)
+            .into();
     }
     let kind = if e.is_timeout() {
         ErrorKind::Timeout
     } else {
         ErrorKind::Unavailable
     };
+    // A connection that could not be made carried no request.
+    let maybe_sent = !e.is_connect();
     // Reqwest's message names the URL (host and path), never headers or credentials.
-    StorageError::new(kind, "VikingDB request failed")
-        .set_retryable(true)
-        .with_source(e)
+    Failure {
+        error: StorageError::new(kind, "VikingDB request failed")
+            .set_retryable(true)
+            .with_source(e),
+        maybe_sent,
+    }
 }
 
 #[cfg(test)]

@@ -52,11 +52,11 @@ pub struct MetadataField {
 /// | `index_type` | `hnsw` | `hnsw`, `flat`, ... (distance is always cosine) |
 /// | `create_if_missing` | `true` | create collection and index when absent |
 /// | `metadata_fields` | `[]` | `[{name, type}]` metadata keys stored as filterable fields |
-/// | `timeout_secs` | `30` | per-request timeout |
-/// | `connect_timeout_secs` | `10` | connect timeout |
-/// | `max_retries` | `3` | retries of 429, 5xx, timeouts and connection errors |
-/// | `retry_base_delay_ms` | `200` | first backoff delay, doubled per retry |
-/// | `retry_max_delay_ms` | `5000` | backoff cap |
+/// | `timeout_secs` | `30` | per-request timeout, seconds (more than 0, at most 86 400) |
+/// | `connect_timeout_secs` | `10` | connect timeout, seconds (more than 0, at most 86 400) |
+/// | `max_retries` | `3` | retries of 429, 5xx, timeouts and connection errors (at most 10) |
+/// | `retry_base_delay_ms` | `200` | first backoff delay, doubled per retry (at most 60 000) |
+/// | `retry_max_delay_ms` | `5000` | backoff cap, milliseconds (at most 60 000) |
 #[derive(Clone, Deserialize)]
 pub struct VikingConfig {
     /// Volcengine access key id.
@@ -299,17 +299,64 @@ impl VikingConfig {
                 )));
             }
         }
-        let positive = |x: f64| x > 0.0 && x.is_finite();
-        if !positive(self.timeout_secs) || !positive(self.connect_timeout_secs) {
-            return Err(StorageError::config(
-                "vikingdb timeout_secs and connect_timeout_secs must be positive",
-            ));
-        }
+        check_retry_settings(
+            "vikingdb",
+            &[
+                ("timeout_secs", self.timeout_secs),
+                ("connect_timeout_secs", self.connect_timeout_secs),
+            ],
+            self.max_retries,
+            self.retry_base_delay_ms,
+            self.retry_max_delay_ms,
+        )?;
         for f in &self.metadata_fields {
             crate::schema::check_metadata_field(f)?;
         }
         Ok(())
     }
+}
+
+/// Longest accepted timeout, in seconds (one day).
+pub(crate) const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+/// Most accepted `max_retries`.
+pub(crate) const MAX_RETRIES: u32 = 10;
+/// Largest accepted backoff setting (`retry_base_delay_ms`, `retry_max_delay_ms`), in
+/// milliseconds (one minute).
+pub(crate) const MAX_RETRY_DELAY_MS: u64 = 60_000;
+
+/// Timeouts more than 0 and at most [`MAX_TIMEOUT_SECS`] (NaN and infinity refused), at most
+/// [`MAX_RETRIES`] retries, backoff delays at most [`MAX_RETRY_DELAY_MS`].
+pub(crate) fn check_retry_settings(
+    who: &str,
+    timeouts: &[(&str, f64)],
+    max_retries: u32,
+    base_delay_ms: u64,
+    max_delay_ms: u64,
+) -> Result<()> {
+    for (key, v) in timeouts {
+        if !(*v > 0.0 && *v <= MAX_TIMEOUT_SECS) {
+            return Err(StorageError::config(format!(
+                "{who} {key} is {v} seconds, expected more than 0 and at most {MAX_TIMEOUT_SECS} \
+                 (one day)"
+            )));
+        }
+    }
+    if max_retries > MAX_RETRIES {
+        return Err(StorageError::config(format!(
+            "{who} max_retries is {max_retries}, expected at most {MAX_RETRIES}"
+        )));
+    }
+    for (key, v) in [
+        ("retry_base_delay_ms", base_delay_ms),
+        ("retry_max_delay_ms", max_delay_ms),
+    ] {
+        if v > MAX_RETRY_DELAY_MS {
+            return Err(StorageError::config(format!(
+                "{who} {key} is {v} milliseconds, expected at most {MAX_RETRY_DELAY_MS}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Debug for VikingConfig {

@@ -760,3 +760,149 @@ async fn todo_payload_bound_and_other_edges() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.to_string().contains("2026-13-45"), "{e}");
 }
+
+/// Every duration and retry setting is bounded: huge (`1e20` used to panic in
+/// `Duration::from_secs_f64` when the backend opened), NaN, negative and zero timeouts, too
+/// many retries and huge backoffs are `Config` errors naming the key and the bound, before
+/// any request.
+#[tokio::test]
+async fn duration_and_retry_settings_are_bounded() {
+    let server = FakeViking::start().await;
+    type Edit = Box<dyn Fn(&mut VikingConfig)>;
+    let mut cases: Vec<(Edit, &str, &str)> = Vec::new();
+    for v in [1e20, f64::NAN, f64::INFINITY, -1.0, 0.0] {
+        cases.push((
+            Box::new(move |c: &mut VikingConfig| c.timeout_secs = v),
+            "timeout_secs",
+            "at most 86400",
+        ));
+        cases.push((
+            Box::new(move |c: &mut VikingConfig| c.connect_timeout_secs = v),
+            "connect_timeout_secs",
+            "more than 0",
+        ));
+    }
+    cases.push((
+        Box::new(|c: &mut VikingConfig| c.max_retries = 11),
+        "max_retries",
+        "at most 10",
+    ));
+    cases.push((
+        Box::new(|c: &mut VikingConfig| c.max_retries = u32::MAX),
+        "max_retries",
+        "at most 10",
+    ));
+    cases.push((
+        Box::new(|c: &mut VikingConfig| c.retry_base_delay_ms = u64::MAX),
+        "retry_base_delay_ms",
+        "at most 60000",
+    ));
+    cases.push((
+        Box::new(|c: &mut VikingConfig| c.retry_max_delay_ms = 60_001),
+        "retry_max_delay_ms",
+        "at most 60000",
+    ));
+    for (edit, key, bound) in cases {
+        let mut config = server.config(DIM);
+        edit(&mut config);
+        let shown = format!("{config:?}");
+        let e = VikingBackend::open(config).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{shown}: {e}");
+        assert!(e.to_string().contains(key), "{key}: {e}");
+        assert!(e.to_string().contains(bound), "{bound}: {e}");
+    }
+    assert_eq!(server.total_requests(), 0);
+    // The bounds themselves are accepted.
+    let mut config = server.config(DIM);
+    config.timeout_secs = 86_400.0;
+    config.max_retries = 10;
+    config.retry_max_delay_ms = 60_000;
+    VikingBackend::open(config).await.unwrap();
+}
+
+/// A server that hangs (the fake's stall hook): `open`, `search` and upserts each return a
+/// retryable `Timeout` within `timeout_secs` plus slack. An upsert or delete whose request
+/// was sent has an unknown outcome (still retryable: both are idempotent); a read has not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_requests_time_out_within_the_bound() {
+    use std::time::Instant;
+    use storage_core::WriteOutcome;
+    let server = FakeViking::start().await;
+    let setup = VikingBackend::open(server.config(DIM)).await.unwrap();
+    setup
+        .upsert_processed_context(&ctx("kept", 1))
+        .await
+        .unwrap();
+    let mut short = server.config(DIM);
+    short.timeout_secs = 0.5;
+    short.connect_timeout_secs = 0.5;
+    short.max_retries = 0;
+    let bound = Duration::from_secs_f64(short.timeout_secs) + Duration::from_secs(3);
+    let stall = Duration::from_secs(30);
+
+    server.stall("GetVikingdbCollection", stall);
+    let started = Instant::now();
+    let e = VikingBackend::open(short.clone()).await.unwrap_err();
+    assert!(
+        started.elapsed() < bound,
+        "open took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.is_retryable());
+    assert_eq!(e.outcome(), WriteOutcome::NotApplied);
+    server.stall("GetVikingdbCollection", Duration::ZERO);
+    let b = VikingBackend::open(short.clone()).await.unwrap();
+
+    server.stall("/api/vikingdb/data/search/vector", stall);
+    let started = Instant::now();
+    let e = b
+        .search(&SearchQuery::new(unit_vector(1, DIM)))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < bound,
+        "search took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(e.outcome(), WriteOutcome::NotApplied);
+    server.stall("/api/vikingdb/data/search/vector", Duration::ZERO);
+
+    server.stall(UPSERT, stall);
+    let started = Instant::now();
+    let e = b
+        .upsert_processed_context(&ctx("late", 2))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < bound,
+        "upsert took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
+    assert!(e.is_retryable(), "an upsert by id is idempotent: {e}");
+    assert!(
+        e.to_string().contains("may or may not have been applied"),
+        "{e}"
+    );
+    server.stall(UPSERT, Duration::ZERO);
+
+    server.stall("/api/vikingdb/data/delete", stall);
+    let e = b
+        .delete_contexts(&["kept".to_owned()], ContextType::Knowledge)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(e.outcome(), WriteOutcome::Unknown, "{e}");
+    server.stall("/api/vikingdb/data/delete", Duration::ZERO);
+
+    // An answered failure was not applied.
+    server.fail_next(Fault::Status(400));
+    let e = b
+        .upsert_processed_context(&ctx("refused", 3))
+        .await
+        .unwrap_err();
+    assert_eq!(e.outcome(), WriteOutcome::NotApplied, "{e}");
+}

@@ -7,7 +7,8 @@
 //! dimensions and the per-call limits (1024 docs, `topk` 1 to 1024), parses filters with
 //! its own parser (`filter_lang.rs`), answers vector queries by brute-force cosine distance
 //! (`1 - cos`, ascending) and filter-only queries in a scrambled order. It counts requests,
-//! records them, and can be told to fail the next requests (HTTP status, envelope code, delay).
+//! records them, and can be told to fail the next requests (HTTP status, envelope code, delay)
+//! or to stall the requests of one method and path (`stall`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -63,6 +64,9 @@ struct Shared {
     collections: Mutex<BTreeMap<String, Collection>>,
     requests: AtomicUsize,
     faults: Mutex<VecDeque<Fault>>,
+    /// `(pattern, delay)`: requests whose `"<METHOD> <path>"` contains the pattern (`"*"`:
+    /// every request) wait `delay` before being handled.
+    stalls: Mutex<Vec<(String, Duration)>>,
     log: Mutex<Vec<Logged>>,
 }
 
@@ -82,6 +86,7 @@ impl FakeDashVector {
             collections: Mutex::new(BTreeMap::new()),
             requests: AtomicUsize::new(0),
             faults: Mutex::new(VecDeque::new()),
+            stalls: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -108,6 +113,17 @@ impl FakeDashVector {
     /// Fails the next requests, one fault each, in order.
     pub fn fail_next(&self, faults: impl IntoIterator<Item = Fault>) {
         self.shared.faults.lock().unwrap().extend(faults);
+    }
+
+    /// Every later request whose `"<METHOD> <path>"` (e.g. `"POST /v1/collections/event/query"`)
+    /// contains `pattern` (`"*"`: every request) waits `delay` before being handled, like a
+    /// server that hangs. `Duration::ZERO` removes the stall.
+    pub fn stall(&self, pattern: &str, delay: Duration) {
+        let mut stalls = self.shared.stalls.lock().unwrap();
+        stalls.retain(|(p, _)| p != pattern);
+        if !delay.is_zero() {
+            stalls.push((pattern.to_owned(), delay));
+        }
     }
 
     /// The requests received so far.
@@ -306,6 +322,19 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     });
     if !authorised {
         return envelope(401, -2999, "invalid dashvector-auth-token", None);
+    }
+    let stall = {
+        let line = format!("{method} {path}");
+        shared
+            .stalls
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(p, _)| p == "*" || line.contains(p.as_str()))
+            .map(|(_, d)| *d)
+    };
+    if let Some(d) = stall {
+        tokio::time::sleep(d).await;
     }
     let fault = shared.faults.lock().unwrap().pop_front();
     match fault {

@@ -18,6 +18,7 @@ use storage_core::{
 };
 use storage_core::{Result, ResultExt};
 
+use super::foreign::refuse_python_local_store;
 use super::lock::DirLock;
 use super::records::{
     INTERNAL_PAGE, native_filter, retrieve, scroll_page, to_context, walk, with_ids,
@@ -370,8 +371,10 @@ impl QdrantLocalBackend {
     /// data are created on their first write.
     ///
     /// # Errors
-    /// * [`ErrorKind::Config`] for invalid settings, or a collection created with another
-    ///   vector size;
+    /// * [`ErrorKind::Config`] for invalid settings, a collection created with another
+    ///   vector size, or a directory written by qdrant-client's Python local mode
+    ///   (`meta.json`, `collection/<name>/storage.sqlite`: the original's default store),
+    ///   refused before anything is written into it;
     /// * [`ErrorKind::Conflict`] when the directory is already open (in this process or another);
     /// * [`ErrorKind::DataCorrupted`] when the redo log is corrupt before its last record;
     /// * [`ErrorKind::Backend`] / [`ErrorKind::Unavailable`] when the files cannot be read.
@@ -379,6 +382,8 @@ impl QdrantLocalBackend {
         config.validate().context(BACKEND, "open")?;
         blocking("open", move || {
             let root = config.path.clone();
+            // Before anything is created or locked: never write into another program's store.
+            refuse_python_local_store(&root)?;
             std::fs::create_dir_all(&root).map_err(|e| {
                 StorageError::new(
                     ErrorKind::Unavailable,

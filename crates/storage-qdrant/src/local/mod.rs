@@ -2,6 +2,7 @@
 
 mod backend;
 mod condition;
+mod foreign;
 mod lock;
 mod records;
 mod redo;

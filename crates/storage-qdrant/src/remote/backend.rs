@@ -104,13 +104,9 @@ impl Inner {
         })
     }
 
-    /// Creates the collection when missing (with its payload indexes), then checks its
-    /// vector parameters and adds missing indexes.
-    async fn ensure_collection(
-        &self,
-        name: &str,
-        indexes: &[(&'static str, OurFieldType)],
-    ) -> Result<()> {
+    /// The collection's info when it exists, after checking its vector parameters; `None`
+    /// when it does not exist. Only reads.
+    async fn inspect_collection(&self, name: &str) -> Result<Option<CollectionInfo>> {
         let client = &self.client;
         let exists = client
             .call("collection_exists", || {
@@ -118,40 +114,58 @@ impl Inner {
             })
             .await?;
         if !exists {
-            let request = CreateCollection {
-                collection_name: name.to_owned(),
-                vectors_config: Some(VectorsConfig {
-                    config: Some(VectorsConfigKind::Params(VectorParams {
-                        size: self.config.vector_size as u64,
-                        distance: Distance::Cosine.into(),
-                        ..VectorParams::default()
-                    })),
-                }),
-                ..CreateCollection::default()
-            };
-            match client
-                .call("create_collection", || {
-                    client.qdrant.create_collection(request.clone())
-                })
-                .await
-            {
-                Ok(_) => tracing::info!(collection = name, "created qdrant collection"),
-                Err(e) => {
-                    // Created meanwhile by another process (the server then answers "already
-                    // exists" as invalid input): use it, checked below like any other.
-                    let exists = client
-                        .call("collection_exists", || {
-                            client.qdrant.collection_exists(name)
-                        })
-                        .await?;
-                    if !exists {
-                        return Err(e);
-                    }
+            return Ok(None);
+        }
+        let info = self.collection_info(name).await?;
+        self.check_vectors(name, &info)?;
+        Ok(Some(info))
+    }
+
+    /// Creates a missing collection (cosine, `vector_size`). If another process created it
+    /// meanwhile, that one is checked and used. Returns its info.
+    async fn create_collection(&self, name: &str) -> Result<CollectionInfo> {
+        let client = &self.client;
+        let request = CreateCollection {
+            collection_name: name.to_owned(),
+            vectors_config: Some(VectorsConfig {
+                config: Some(VectorsConfigKind::Params(VectorParams {
+                    size: self.config.vector_size as u64,
+                    distance: Distance::Cosine.into(),
+                    ..VectorParams::default()
+                })),
+            }),
+            ..CreateCollection::default()
+        };
+        match client
+            .call_write("create_collection", || {
+                client.qdrant.create_collection(request.clone())
+            })
+            .await
+        {
+            Ok(_) => tracing::info!(collection = name, "created qdrant collection"),
+            Err(e) => {
+                // Created meanwhile by another process (the server then answers "already
+                // exists" as invalid input): use it, checked like any other.
+                if let Some(info) = self.inspect_collection(name).await? {
+                    return Ok(info);
                 }
+                return Err(e);
             }
         }
         let info = self.collection_info(name).await?;
         self.check_vectors(name, &info)?;
+        Ok(info)
+    }
+
+    /// Adds the payload indexes the collection lacks (an index of another type is left
+    /// alone).
+    async fn add_missing_indexes(
+        &self,
+        name: &str,
+        info: &CollectionInfo,
+        indexes: &[(&'static str, OurFieldType)],
+    ) -> Result<()> {
+        let client = &self.client;
         for (field, kind) in indexes {
             if info.payload_schema.contains_key(*field) {
                 continue;
@@ -164,10 +178,36 @@ impl Inner {
                 ..CreateFieldIndexCollection::default()
             };
             client
-                .call("create_field_index", || {
+                .call_write("create_field_index", || {
                     client.qdrant.create_field_index(request.clone())
                 })
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure every collection of the store exists with its indexes. Every existing
+    /// collection is checked **before** anything is created, so a store whose collections
+    /// do not fit (another size or distance) is refused without leaving new, half-made
+    /// collections on the server.
+    async fn ensure_collections(&self) -> Result<()> {
+        let context = context_indexes(true);
+        let wanted: Vec<(&str, &[(&'static str, OurFieldType)])> = self
+            .names
+            .iter()
+            .map(|n| (n.as_str(), context.as_slice()))
+            .chain(self.todo.as_deref().map(|t| (t, TODO_INDEXES)))
+            .collect();
+        let mut found = Vec::with_capacity(wanted.len());
+        for (name, _) in &wanted {
+            found.push(self.inspect_collection(name).await?);
+        }
+        for ((name, indexes), info) in wanted.into_iter().zip(found) {
+            let info = match info {
+                Some(info) => info,
+                None => self.create_collection(name).await?,
+            };
+            self.add_missing_indexes(name, &info, indexes).await?;
         }
         Ok(())
     }
@@ -227,8 +267,10 @@ fn field_type(kind: OurFieldType) -> FieldType {
 impl QdrantRemoteBackend {
     /// Connects to the server and makes sure every collection exists with its payload
     /// indexes: `<prefix><type>` for each context type, `<prefix>todo` when todo embeddings
-    /// are enabled. Missing collections are created (cosine, `vector_size`), missing indexes
-    /// added; existing collections are checked.
+    /// are enabled. Every existing collection is checked first (vector size, cosine
+    /// distance); only when all fit are the missing ones created (cosine, `vector_size`) and
+    /// missing indexes added, so a refused connect leaves nothing new on the server. Every
+    /// call is bounded by `timeout` (see [`QdrantRemoteConfig`]).
     ///
     /// # Errors
     /// * [`ErrorKind::Config`] for invalid settings, or a collection with another vector
@@ -255,19 +297,7 @@ impl QdrantRemoteBackend {
             todo,
             closed: AtomicBool::new(false),
         };
-        let indexes = context_indexes(true);
-        for name in &inner.names {
-            inner
-                .ensure_collection(name, &indexes)
-                .await
-                .context(BACKEND, OP)?;
-        }
-        if let Some(todo) = &inner.todo {
-            inner
-                .ensure_collection(todo, TODO_INDEXES)
-                .await
-                .context(BACKEND, OP)?;
-        }
+        inner.ensure_collections().await.context(BACKEND, OP)?;
         tracing::debug!(endpoint = %inner.config.endpoint().unwrap_or_default(), "qdrant remote store connected");
         Ok(QdrantRemoteBackend {
             inner: Arc::new(inner),
@@ -418,6 +448,9 @@ impl VectorStorageBackend for QdrantRemoteBackend {
         for p in points {
             by_type.entry(p.context_type).or_default().push(p);
         }
+        // Once one request was applied, a later failure leaves the call half done: its
+        // outcome is unknown (retrying the whole call is safe, upserts are idempotent).
+        let mut applied_some = false;
         for (t, points) in by_type {
             let collection = self.inner.collection(t);
             for batch in upsert_batches(points, self.inner.config.upsert_batch_size) {
@@ -425,7 +458,12 @@ impl VectorStorageBackend for QdrantRemoteBackend {
                     .into_iter()
                     .map(|p| point(uuid_id(p.uuid), p.vector, p.payload))
                     .collect();
-                collection.upsert(batch).await.context(BACKEND, OP)?;
+                collection
+                    .upsert(batch)
+                    .await
+                    .map_err(|e| partial(e, applied_some))
+                    .context(BACKEND, OP)?;
+                applied_some = true;
             }
         }
         tracing::debug!(count = ids.len(), "upserted contexts");
@@ -545,11 +583,13 @@ impl VectorStorageBackend for QdrantRemoteBackend {
             let n = collection
                 .count(Some(filter.clone()))
                 .await
+                .map_err(|e| partial(e, deleted > 0))
                 .context(BACKEND, OP)?;
             if n > 0 {
                 collection
                     .delete_matching(filter.clone())
                     .await
+                    .map_err(|e| partial(e, deleted > 0))
                     .context(BACKEND, OP)?;
                 deleted += n;
             }
@@ -709,6 +749,16 @@ impl VectorStorageBackend for QdrantRemoteBackend {
         query: ScrollQuery,
     ) -> BoxStream<'_, Result<ProcessedContext>> {
         scroll::scroll(self.inner.clone(), query)
+    }
+}
+
+/// `e`, with an unknown outcome when an earlier request of the same (idempotent) call was
+/// applied: the call changed some of what it was asked to.
+fn partial(e: StorageError, applied_some: bool) -> StorageError {
+    if applied_some {
+        e.with_outcome_unknown(true)
+    } else {
+        e
     }
 }
 

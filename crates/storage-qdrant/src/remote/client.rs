@@ -52,9 +52,9 @@ impl Client {
         })
     }
 
-    /// Runs `attempt` until it succeeds, fails with a permanent error, or `max_retries`
-    /// retries have failed. Waits `backoff * 2^n` (at most 5 s) between attempts, or the
-    /// server's `retry-after` (at most 30 s) when it sends one.
+    /// Runs the read `attempt` until it succeeds, fails with a permanent error, or
+    /// `max_retries` retries have failed. Waits `backoff * 2^n` (at most 5 s) between
+    /// attempts, or the server's `retry-after` (at most 30 s) when it sends one.
     ///
     /// # Errors
     /// The last attempt's error, mapped by [`map_error`]; [`ErrorKind::Timeout`] when an
@@ -64,7 +64,29 @@ impl Client {
         F: Fn() -> Fut,
         Fut: Future<Output = std::result::Result<T, QdrantError>>,
     {
+        self.run(what, false, attempt).await
+    }
+
+    /// [`Self::call`] for an idempotent write (an upsert by id, a delete by id or filter, a
+    /// collection or index creation). When an attempt's request may have reached the server
+    /// without its answer coming back (a timeout, a connection lost after the request was
+    /// sent), the error's outcome is [`storage_core::WriteOutcome::Unknown`]; it stays
+    /// retryable, since repeating the write gives the same state.
+    pub(crate) async fn call_write<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = std::result::Result<T, QdrantError>>,
+    {
+        self.run(what, true, attempt).await
+    }
+
+    async fn run<T, F, Fut>(&self, what: &str, write: bool, attempt: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = std::result::Result<T, QdrantError>>,
+    {
         let mut retry = 0u32;
+        let mut maybe_applied = false;
         loop {
             let (err, retry_after) =
                 match tokio::time::timeout(self.attempt_timeout, attempt()).await {
@@ -78,19 +100,20 @@ impl Client {
                         None,
                     ),
                 };
+            maybe_applied |= write && may_have_been_sent(&err);
             if !err.is_retryable() || retry >= self.max_retries {
-                let err = if retry > 0 {
-                    let message = format!("{what}: {} (after {retry} retries)", err.message());
-                    StorageError::new(err.kind(), message)
-                        .set_retryable(err.is_retryable())
-                        .with_source(err)
+                let message = if retry > 0 {
+                    format!("{what}: {} (after {retry} retries)", err.message())
                 } else {
-                    let message = format!("{what}: {}", err.message());
-                    StorageError::new(err.kind(), message)
-                        .set_retryable(err.is_retryable())
-                        .with_source(err)
+                    format!("{what}: {}", err.message())
                 };
-                return Err(err);
+                let mut out = StorageError::new(err.kind(), message)
+                    .set_retryable(err.is_retryable())
+                    .with_source(err);
+                if maybe_applied {
+                    out = out.with_outcome_unknown(true);
+                }
+                return Err(out);
             }
             let delay = match retry_after {
                 Some(d) => d.min(MAX_RETRY_AFTER),
@@ -103,5 +126,25 @@ impl Client {
             tokio::time::sleep(delay).await;
             retry += 1;
         }
+    }
+}
+
+/// Whether a failed attempt may have delivered its request: it timed out (the server may be
+/// applying it), or the connection broke after it was made. A connection that could not be
+/// made, and every answer of the server other than `UNAVAILABLE`, mean the request was not
+/// applied. (A server's `UNAVAILABLE` cannot be told apart from a connection that broke
+/// mid-call, so it counts as possibly delivered.)
+fn may_have_been_sent(err: &StorageError) -> bool {
+    match err.kind() {
+        ErrorKind::Timeout => true,
+        ErrorKind::Unavailable => {
+            let m = err.message().to_ascii_lowercase();
+            !(m.contains("failed to connect")
+                || m.contains("connect error")
+                || m.contains("error trying to connect")
+                || m.contains("connection refused")
+                || m.contains("resourceexhausted"))
+        }
+        _ => false,
     }
 }

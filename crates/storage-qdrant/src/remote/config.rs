@@ -57,27 +57,29 @@ pub struct QdrantRemoteConfig {
     /// `service.api_key`). Never printed.
     #[serde(default)]
     pub api_key: Option<Secret>,
-    /// Timeout of one call, in seconds (default 30). A call that times out is retried.
+    /// Timeout of one call, in seconds (default 30; more than 0, at most 86 400). A call
+    /// that times out is retried.
     #[serde(
         default = "default_timeout",
         deserialize_with = "storage_core::config::lenient"
     )]
     pub timeout: f64,
-    /// Timeout of establishing the connection, in seconds (default 5).
+    /// Timeout of establishing the connection, in seconds (default 5; more than 0, at most
+    /// 86 400).
     #[serde(
         default = "default_connect_timeout",
         deserialize_with = "storage_core::config::lenient"
     )]
     pub connect_timeout: f64,
     /// Retries of a call that failed with a transient error (unavailable, timeout, rate
-    /// limited), with exponential backoff (default 3; 0 disables retries).
+    /// limited), with exponential backoff (default 3; 0 disables retries; at most 10).
     #[serde(
         default = "default_max_retries",
         deserialize_with = "storage_core::config::lenient"
     )]
     pub max_retries: u32,
-    /// First backoff delay in milliseconds (default 100); doubled after each retry, at most
-    /// 5 s (or the server's `retry-after` when it sends one, capped at 30 s).
+    /// First backoff delay in milliseconds (default 100, at most 5000); doubled after each
+    /// retry, at most 5 s (or the server's `retry-after` when it sends one, capped at 30 s).
     #[serde(
         default = "default_retry_backoff_ms",
         deserialize_with = "storage_core::config::lenient"
@@ -134,6 +136,10 @@ fn default_upsert_batch_size() -> usize {
 
 /// Longest accepted `timeout` / `connect_timeout`, in seconds (one day).
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+/// Most accepted `max_retries`.
+pub(crate) const MAX_RETRIES: u32 = 10;
+/// Largest accepted `retry_backoff_ms`: the cap of any backoff (5 s).
+pub(crate) const MAX_RETRY_BACKOFF_MS: u64 = 5_000;
 /// Largest accepted `upsert_batch_size`.
 const MAX_UPSERT_BATCH: usize = 10_000;
 /// Longest collection prefix, in bytes (Qdrant names are at most 255 bytes).
@@ -249,7 +255,8 @@ impl QdrantRemoteConfig {
             && let Some(c) = key.expose().chars().find(|c| !matches!(c, ' '..='~'))
         {
             return Err(StorageError::config(format!(
-                "qdrant remote: 'api_key' contains {}, but only printable ASCII characters                  are allowed in the api-key header (the key is not shown)",
+                "qdrant remote: 'api_key' contains {}, but only printable ASCII characters \
+                 are allowed in the api-key header (the key is not shown)",
                 if c.is_ascii_control() {
                     format!("the control character {:?}", c.escape_default().to_string())
                 } else {
@@ -273,6 +280,19 @@ impl QdrantRemoteConfig {
                      {MAX_TIMEOUT_SECS}"
                 )));
             }
+        }
+        if self.max_retries > MAX_RETRIES {
+            return Err(StorageError::config(format!(
+                "qdrant remote: 'max_retries' is {}, expected at most {MAX_RETRIES}",
+                self.max_retries
+            )));
+        }
+        if self.retry_backoff_ms > MAX_RETRY_BACKOFF_MS {
+            return Err(StorageError::config(format!(
+                "qdrant remote: 'retry_backoff_ms' is {}, expected at most \
+                 {MAX_RETRY_BACKOFF_MS} (milliseconds; every backoff is capped at 5 s)",
+                self.retry_backoff_ms
+            )));
         }
         if self.upsert_batch_size == 0 || self.upsert_batch_size > MAX_UPSERT_BATCH {
             return Err(StorageError::config(format!(

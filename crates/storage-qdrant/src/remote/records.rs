@@ -243,20 +243,28 @@ impl Collection<'_> {
             ..UpsertPoints::default()
         };
         self.client
-            .call("upsert", || {
+            .call_write("upsert", || {
                 self.client.qdrant.upsert_points(request.clone())
             })
             .await?;
         Ok(())
     }
 
-    /// Deletes points by id, waiting until applied.
+    /// Deletes points by id, waiting until applied. A failure after an earlier request of
+    /// the call was applied has an unknown outcome (some points are deleted).
     pub(crate) async fn delete_ids(&self, ids: &[PointId]) -> Result<()> {
-        for chunk in ids.chunks(IDS_PER_REQUEST) {
+        for (i, chunk) in ids.chunks(IDS_PER_REQUEST).enumerate() {
             self.delete(PointsSelectorOneOf::Points(PointsIdsList {
                 ids: chunk.to_vec(),
             }))
-            .await?;
+            .await
+            .map_err(|e| {
+                if i > 0 {
+                    e.with_outcome_unknown(true)
+                } else {
+                    e
+                }
+            })?;
         }
         Ok(())
     }
@@ -276,7 +284,7 @@ impl Collection<'_> {
             ..DeletePoints::default()
         };
         self.client
-            .call("delete", || {
+            .call_write("delete", || {
                 self.client.qdrant.delete_points(request.clone())
             })
             .await?;

@@ -14,7 +14,8 @@
 //! `has_id`, `is_empty`, `is_null`. Everything else answers `UNIMPLEMENTED`.
 //!
 //! Test hooks: an API key the server requires (`api-key` header, as Qdrant), a count of
-//! calls per method, and failures to inject into the next calls.
+//! calls per method, failures to inject into the next calls, and stalls (a method's calls
+//! wait before being served).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -54,6 +55,8 @@ impl Drop for TestServer {
 struct Coll {
     shard: Arc<e::EdgeShard>,
     size: u64,
+    /// The distance it was created with.
+    distance: g::Distance,
     /// Payload indexes created on it, with their types.
     indexes: Mutex<BTreeMap<String, g::PayloadSchemaType>>,
 }
@@ -69,6 +72,8 @@ pub struct State {
     failures: Mutex<Vec<Status>>,
     /// Failures of one method: calls to let through first, then the statuses in order.
     method_failures: Mutex<HashMap<&'static str, (u64, Vec<Status>)>>,
+    /// Methods whose calls wait this long before being served (`"*"`: every method).
+    stalls: Mutex<HashMap<&'static str, std::time::Duration>>,
 }
 
 impl State {
@@ -93,6 +98,30 @@ impl State {
             .lock()
             .unwrap()
             .insert(method, (pass, statuses));
+    }
+
+    /// Every later call of `method` (`"*"`: of every method) waits `delay` after being
+    /// counted and before being served, like a server that hangs; the call is then served
+    /// normally, unless its client gave up first (tonic then drops the handler, so the
+    /// stalled write is not applied). `Duration::ZERO` removes the stall.
+    pub fn stall_method(&self, method: &'static str, delay: std::time::Duration) {
+        let mut stalls = self.stalls.lock().unwrap();
+        if delay.is_zero() {
+            stalls.remove(method);
+        } else {
+            stalls.insert(method, delay);
+        }
+    }
+
+    /// Waits the stall of `method`, if any.
+    async fn stall(&self, method: &'static str) {
+        let delay = {
+            let stalls = self.stalls.lock().unwrap();
+            stalls.get(method).or_else(|| stalls.get("*")).copied()
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// The payload indexes of a collection, by field.
@@ -152,6 +181,7 @@ pub async fn start(api_key: Option<&str>) -> TestServer {
         calls: Mutex::new(BTreeMap::new()),
         failures: Mutex::new(Vec::new()),
         method_failures: Mutex::new(HashMap::new()),
+        stalls: Mutex::new(HashMap::new()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -447,6 +477,7 @@ fn update_ok() -> g::PointsOperationResponse {
 impl Qdrant for Svc {
     async fn health_check(&self, req: Request<g::HealthCheckRequest>) -> Res<g::HealthCheckReply> {
         self.0.enter("health_check", &req)?;
+        self.0.stall("health_check").await;
         Ok(Response::new(g::HealthCheckReply {
             title: "qdrant - in-process test server".into(),
             version: "1.16.0".into(),
@@ -462,6 +493,7 @@ impl Collections for Svc {
         req: Request<g::GetCollectionInfoRequest>,
     ) -> Res<g::GetCollectionInfoResponse> {
         self.0.enter("collection_info", &req)?;
+        self.0.stall("collection_info").await;
         let name = req.into_inner().collection_name;
         let coll = self.0.coll(&name)?;
         let shard = coll.shard.clone();
@@ -490,7 +522,7 @@ impl Collections for Svc {
                         vectors_config: Some(g::VectorsConfig {
                             config: Some(g::vectors_config::Config::Params(g::VectorParams {
                                 size: coll.size,
-                                distance: g::Distance::Cosine.into(),
+                                distance: coll.distance.into(),
                                 ..g::VectorParams::default()
                             })),
                         }),
@@ -511,6 +543,7 @@ impl Collections for Svc {
         req: Request<g::ListCollectionsRequest>,
     ) -> Res<g::ListCollectionsResponse> {
         self.0.enter("list_collections", &req)?;
+        self.0.stall("list_collections").await;
         Ok(Response::new(g::ListCollectionsResponse {
             collections: self
                 .0
@@ -527,14 +560,18 @@ impl Collections for Svc {
         req: Request<g::CreateCollection>,
     ) -> Res<g::CollectionOperationResponse> {
         self.0.enter("create_collection", &req)?;
+        self.0.stall("create_collection").await;
         let c = req.into_inner();
         let params = match c.vectors_config.and_then(|v| v.config) {
             Some(g::vectors_config::Config::Params(p)) => p,
             _ => return unimplemented("collections without one unnamed vector"),
         };
-        if params.distance != i32::from(g::Distance::Cosine) {
-            return unimplemented("distances other than cosine");
-        }
+        let (distance, engine_distance) = match g::Distance::try_from(params.distance) {
+            Ok(g::Distance::Cosine) => (g::Distance::Cosine, e::Distance::Cosine),
+            Ok(g::Distance::Dot) => (g::Distance::Dot, e::Distance::Dot),
+            Ok(g::Distance::Euclid) => (g::Distance::Euclid, e::Distance::Euclid),
+            _ => return unimplemented("distances other than cosine, dot and euclid"),
+        };
         let name = c.collection_name;
         if self.0.collections.lock().unwrap().contains_key(&name) {
             return Err(Status::invalid_argument(format!(
@@ -549,7 +586,7 @@ impl Collections for Svc {
             let config = e::EdgeConfig::builder()
                 .vector(
                     "",
-                    e::EdgeVectorParams::builder(size as usize, e::Distance::Cosine).build(),
+                    e::EdgeVectorParams::builder(size as usize, engine_distance).build(),
                 )
                 .build();
             e::EdgeShard::new(&dir, config).map_err(engine)
@@ -558,6 +595,7 @@ impl Collections for Svc {
         let coll = Arc::new(Coll {
             shard: Arc::new(shard),
             size,
+            distance,
             indexes: Mutex::new(BTreeMap::new()),
         });
         let mut all = self.0.collections.lock().unwrap();
@@ -582,6 +620,7 @@ impl Collections for Svc {
         req: Request<g::DeleteCollection>,
     ) -> Res<g::CollectionOperationResponse> {
         self.0.enter("delete_collection", &req)?;
+        self.0.stall("delete_collection").await;
         let removed = self
             .0
             .collections
@@ -624,6 +663,7 @@ impl Collections for Svc {
         req: Request<g::CollectionExistsRequest>,
     ) -> Res<g::CollectionExistsResponse> {
         self.0.enter("collection_exists", &req)?;
+        self.0.stall("collection_exists").await;
         let exists = self
             .0
             .collections
@@ -669,6 +709,7 @@ impl Collections for Svc {
 impl Points for Svc {
     async fn upsert(&self, req: Request<g::UpsertPoints>) -> Res<g::PointsOperationResponse> {
         self.0.enter("upsert", &req)?;
+        self.0.stall("upsert").await;
         let r = req.into_inner();
         let coll = self.0.coll(&r.collection_name)?;
         let mut points = Vec::with_capacity(r.points.len());
@@ -693,6 +734,7 @@ impl Points for Svc {
     async fn delete(&self, req: Request<g::DeletePoints>) -> Res<g::PointsOperationResponse> {
         use g::points_selector::PointsSelectorOneOf as S;
         self.0.enter("delete", &req)?;
+        self.0.stall("delete").await;
         let r = req.into_inner();
         let coll = self.0.coll(&r.collection_name)?;
         let op = match r.points.and_then(|p| p.points_selector_one_of) {
@@ -718,6 +760,7 @@ impl Points for Svc {
 
     async fn get(&self, req: Request<g::GetPoints>) -> Res<g::GetResponse> {
         self.0.enter("get", &req)?;
+        self.0.stall("get").await;
         let r = req.into_inner();
         let coll = self.0.coll(&r.collection_name)?;
         let ids: Vec<e::PointId> = r.ids.into_iter().map(point_id).collect::<Result<_, _>>()?;
@@ -779,6 +822,7 @@ impl Points for Svc {
         req: Request<g::CreateFieldIndexCollection>,
     ) -> Res<g::PointsOperationResponse> {
         self.0.enter("create_field_index", &req)?;
+        self.0.stall("create_field_index").await;
         let r = req.into_inner();
         let coll = self.0.coll(&r.collection_name)?;
         let (schema, grpc_type) = match r.field_type.map(g::FieldType::try_from) {
@@ -851,6 +895,7 @@ impl Points for Svc {
 
     async fn scroll(&self, req: Request<g::ScrollPoints>) -> Res<g::ScrollResponse> {
         self.0.enter("scroll", &req)?;
+        self.0.stall("scroll").await;
         let r = req.into_inner();
         if r.order_by.is_some() {
             return unimplemented("scroll order_by");
@@ -905,6 +950,7 @@ impl Points for Svc {
 
     async fn count(&self, req: Request<g::CountPoints>) -> Res<g::CountResponse> {
         self.0.enter("count", &req)?;
+        self.0.stall("count").await;
         let r = req.into_inner();
         let coll = self.0.coll(&r.collection_name)?;
         let request = e::CountRequest {
@@ -926,6 +972,7 @@ impl Points for Svc {
 
     async fn query(&self, req: Request<g::QueryPoints>) -> Res<g::QueryResponse> {
         self.0.enter("query", &req)?;
+        self.0.stall("query").await;
         let r = req.into_inner();
         if !r.prefetch.is_empty() || r.using.as_deref().is_some_and(|u| !u.is_empty()) {
             return unimplemented("prefetch and named vectors");

@@ -11,7 +11,8 @@
 //!   (unknown fields, wrong types, wrong dimension, > 100 items are `InvalidParameter`).
 //! * Filters: `must`, `must_not`, `range`, `range_out`, `and`, `or`, on scalar-indexed fields
 //!   only; unset fields compare as their type's default (`""`, `0`, `false`).
-//! * Faults: the next requests can answer 429 / 500 / 400 or be delayed (client timeouts).
+//! * Faults: the next requests can answer 429 / 500 / 400 or be delayed (client timeouts);
+//!   the requests of one path or action can be stalled (`stall`).
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -59,6 +60,8 @@ struct Coll {
 struct FakeState {
     collections: HashMap<String, Coll>,
     faults: VecDeque<Fault>,
+    /// Labels (path or action; `"*"`: every request) whose requests wait before being served.
+    stalls: HashMap<String, Duration>,
     log: Vec<String>,
     seq: u64,
 }
@@ -99,6 +102,18 @@ impl FakeViking {
     /// Makes the next request fail (faults queue up in order).
     pub fn fail_next(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push_back(fault);
+    }
+
+    /// Every later request with this label (data-plane path or control-plane action; `"*"`:
+    /// every request) waits `delay` before being served, like a server that hangs.
+    /// `Duration::ZERO` removes the stall.
+    pub fn stall(&self, label: &str, delay: Duration) {
+        let mut s = self.state.lock().unwrap();
+        if delay.is_zero() {
+            s.stalls.remove(label);
+        } else {
+            s.stalls.insert(label.to_owned(), delay);
+        }
     }
 
     /// How many requests reached the server for this path or control-plane action.
@@ -307,12 +322,16 @@ async fn handle(
     } else {
         path.clone()
     };
-    let (fault, rid) = {
+    let (fault, rid, stall) = {
         let mut s = state.lock().unwrap();
+        let stall = s.stalls.get(&label).or_else(|| s.stalls.get("*")).copied();
         s.log.push(label);
         s.seq += 1;
-        (s.faults.pop_front(), format!("fake-{}", s.seq))
+        (s.faults.pop_front(), format!("fake-{}", s.seq), stall)
     };
+    if let Some(d) = stall {
+        tokio::time::sleep(d).await;
+    }
     match fault {
         Some(Fault::Status(code)) => {
             return envelope_error(
