@@ -152,6 +152,32 @@ const BACKENDS: &[Backend] = &[
         test: Some("stall"),
         filter: "",
     },
+    // Stalls and failures injected into the in-process servers (stall hooks of the gRPC test
+    // server and of the VikingDB / DashVector fakes), with the other adversarial cases.
+    Backend {
+        name: "qdrant-faults",
+        target: "in-process gRPC server (stalls, failures)",
+        service: Service::None,
+        package: "storage-qdrant",
+        test: Some("remote_adversarial"),
+        filter: "",
+    },
+    Backend {
+        name: "viking-faults",
+        target: "in-process fake (stalls, failures)",
+        service: Service::None,
+        package: "storage-viking",
+        test: Some("adversarial"),
+        filter: "",
+    },
+    Backend {
+        name: "dashv-faults",
+        target: "in-process fake (stalls, failures)",
+        service: Service::None,
+        package: "storage-dashvector",
+        test: Some("adversarial"),
+        filter: "",
+    },
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
