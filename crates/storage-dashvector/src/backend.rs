@@ -841,9 +841,13 @@ impl VectorStorageBackend for DashVectorBackend {
         source_file_key: &str,
         user_id: Option<&str>,
     ) -> Result<u64> {
-        self.delete_source(source_file_key, user_id)
-            .await
-            .context(NAME, "delete_by_source_file")
+        async {
+            self.check_open()?;
+            validate::validate_source_file_key(source_file_key, user_id)?;
+            self.delete_source(source_file_key, user_id).await
+        }
+        .await
+        .context(NAME, "delete_by_source_file")
     }
 
     async fn search_by_hierarchy(&self, query: &HierarchyQuery) -> Result<Vec<ScoredContext>> {
@@ -869,9 +873,14 @@ impl VectorStorageBackend for DashVectorBackend {
         embedding: &[f32],
         metadata: Option<&JsonMap>,
     ) -> Result<()> {
-        self.todo_upsert(todo_id, content, embedding, metadata)
-            .await
-            .context(NAME, "upsert_todo_embedding")
+        async {
+            self.check_open()?;
+            validate::validate_todo_id(todo_id)?;
+            self.todo_upsert(todo_id, content, embedding, metadata)
+                .await
+        }
+        .await
+        .context(NAME, "upsert_todo_embedding")
     }
 
     async fn search_similar_todos(
@@ -886,9 +895,13 @@ impl VectorStorageBackend for DashVectorBackend {
     }
 
     async fn delete_todo_embedding(&self, todo_id: i64) -> Result<bool> {
-        self.todo_delete(todo_id)
-            .await
-            .context(NAME, "delete_todo_embedding")
+        async {
+            self.check_open()?;
+            validate::validate_todo_id(todo_id)?;
+            self.todo_delete(todo_id).await
+        }
+        .await
+        .context(NAME, "delete_todo_embedding")
     }
 
     fn scroll_processed_contexts(

@@ -678,7 +678,8 @@ impl VectorStorageBackend for VikingBackend {
         let i = &self.inner;
         let op = "delete_by_source_file";
         i.check_open().context(NAME, op)?;
-        validate_id("source_file_key", source_file_key).context(NAME, op)?;
+        storage_core::validate::validate_source_file_key(source_file_key, user_id)
+            .context(NAME, op)?;
         let mut filter = Filter::eq("source_file_key", source_file_key);
         if let Some(u) = user_id {
             filter = filter.and(Filter::eq("user_id", u));
@@ -787,6 +788,7 @@ impl VectorStorageBackend for VikingBackend {
         let op = "upsert_todo_embedding";
         i.check_open().context(NAME, op)?;
         i.todo_enabled().context(NAME, op)?;
+        storage_core::validate::validate_todo_id(todo_id).context(NAME, op)?;
         validate_vector("embedding", embedding, i.config.dimension).context(NAME, op)?;
         let id = format!("todo_{todo_id}");
         let mut item = json!({
@@ -874,6 +876,7 @@ impl VectorStorageBackend for VikingBackend {
         let op = "delete_todo_embedding";
         i.check_open().context(NAME, op)?;
         i.todo_enabled().context(NAME, op)?;
+        storage_core::validate::validate_todo_id(todo_id).context(NAME, op)?;
         let id = format!("todo_{todo_id}");
         let found = i
             .fetch(std::slice::from_ref(&id), false)
