@@ -400,8 +400,9 @@ pub trait Cache: Send + Sync + fmt::Debug {
     /// an attempt was answered and someone else held the lock.
     ///
     /// # Errors
-    /// `InvalidInput` for an empty name, `timeout_secs` 0, or a negative or non-finite
-    /// `blocking_timeout_secs`; `Timeout`/`Unavailable` when the server did not answer any
+    /// `InvalidInput` for an empty name, `timeout_secs` 0 or above
+    /// [`crate::MAX_LOCK_TIMEOUT_SECS`] (a year), or a `blocking_timeout_secs` that is
+    /// negative, not finite or above [`crate::MAX_BLOCKING_TIMEOUT_SECS`] (a day); `Timeout`/`Unavailable` when the server did not answer any
     /// attempt; `NotInitialized` after close.
     async fn acquire_lock(
         &self,

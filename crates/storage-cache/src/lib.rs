@@ -16,6 +16,7 @@ mod validate;
 pub use cache::{Cache, SetOptions};
 pub use config::RedisCacheConfig;
 pub use global::{close_redis_cache, get_cache, get_redis_cache, init_redis_cache};
+pub use lock::{MAX_BLOCKING_TIMEOUT_SECS, MAX_LOCK_TIMEOUT_SECS};
 pub use memory::InMemoryCache;
 pub use pipeline::{Pipeline, PipelineOp};
 pub use pool::PooledConnection;

@@ -32,13 +32,25 @@ pub(crate) fn check_acquire(
             "lock timeout must be at least 1 second",
         ));
     }
-    if !(blocking_timeout_secs.is_finite() && blocking_timeout_secs >= 0.0) {
+    if !(blocking_timeout_secs.is_finite()
+        && (0.0..=MAX_BLOCKING_TIMEOUT_SECS).contains(&blocking_timeout_secs))
+    {
         return Err(StorageError::invalid_input(format!(
-            "blocking_timeout is {blocking_timeout_secs}, it must be a finite number of seconds >= 0"
+            "blocking_timeout is {blocking_timeout_secs}, it must be a number of seconds from 0 to {MAX_BLOCKING_TIMEOUT_SECS}"
+        )));
+    }
+    if timeout_secs > MAX_LOCK_TIMEOUT_SECS {
+        return Err(StorageError::invalid_input(format!(
+            "lock timeout is {timeout_secs} s, the limit is {MAX_LOCK_TIMEOUT_SECS} s (one year)"
         )));
     }
     Ok(())
 }
+
+/// Longest accepted `blocking_timeout` of `acquire_lock`, in seconds (one day).
+pub const MAX_BLOCKING_TIMEOUT_SECS: f64 = 86_400.0;
+/// Longest accepted lock `timeout` (its lease), in seconds (one year).
+pub const MAX_LOCK_TIMEOUT_SECS: u64 = 365 * 86_400;
 
 pub(crate) fn check_release(name: &str, token: &str) -> Result<()> {
     if name.is_empty() || token.is_empty() {

@@ -674,6 +674,24 @@ pub async fn locks(f: &dyn CacheFactory) {
         "expired token cannot release"
     );
     assert!(c.release_lock("short", &t3).await.unwrap());
+
+    // Spans that do not fit a duration are refused, never a panic.
+    for (blocking, wait) in [
+        (false, 1e20),
+        (true, 1e20),
+        (true, f64::INFINITY),
+        (true, -1.0),
+    ] {
+        let r = c.acquire_lock("huge", 10, blocking, wait).await;
+        assert_err(
+            &*c,
+            r,
+            ErrorKind::InvalidInput,
+            "blocking_timeout out of range",
+        );
+    }
+    let r = c.acquire_lock("huge", u64::MAX, false, 0.0).await;
+    assert_err(&*c, r, ErrorKind::InvalidInput, "lock timeout out of range");
     c.flush_prefix().await.unwrap();
 }
 

@@ -220,9 +220,21 @@ pub fn validate_ids(ids: &[String]) -> Result<()> {
 /// # Errors
 /// [`crate::ErrorKind::InvalidInput`] naming the argument.
 pub fn validate_source_file_key(key: &str, user_id: Option<&str>) -> Result<()> {
-    validate_id("source_file_key", key)?;
-    if let Some(u) = user_id {
-        validate_id("user_id", u)?;
+    // Not `validate_id`: these are field values a stored context may hold (control
+    // characters included), matched exactly; only empty and oversized values are refused.
+    for (field, value) in [("source_file_key", Some(key)), ("user_id", user_id)] {
+        let Some(v) = value else { continue };
+        if v.is_empty() {
+            return Err(StorageError::invalid_input(format!(
+                "{field} must not be empty"
+            )));
+        }
+        if v.len() > MAX_ID_LEN {
+            return Err(StorageError::invalid_input(format!(
+                "{field} is {} bytes long, the limit is {MAX_ID_LEN}",
+                v.len()
+            )));
+        }
     }
     Ok(())
 }

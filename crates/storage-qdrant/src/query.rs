@@ -153,10 +153,9 @@ pub(crate) fn unique_point_uuids(ids: &[String]) -> Result<Vec<Uuid>> {
 /// # Errors
 /// [`storage_core::ErrorKind::InvalidInput`] for an empty or oversized key or user id.
 pub(crate) fn source_file_filter(key: &str, user_id: Option<&str>) -> Result<Filter> {
-    validate::validate_id("source_file_key", key)?;
+    validate::validate_source_file_key(key, user_id)?;
     let mut filter = Filter::eq("source_file_key", key);
     if let Some(u) = user_id {
-        validate::validate_id("user_id", u)?;
         filter = filter.and(Filter::eq("user_id", u));
     }
     Ok(filter)
