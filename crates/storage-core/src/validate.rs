@@ -221,18 +221,12 @@ pub fn validate_ids(ids: &[String]) -> Result<()> {
 /// [`crate::ErrorKind::InvalidInput`] naming the argument.
 pub fn validate_source_file_key(key: &str, user_id: Option<&str>) -> Result<()> {
     // Not `validate_id`: these are field values a stored context may hold (control
-    // characters included), matched exactly; only empty and oversized values are refused.
+    // characters and any length within the payload bound included), matched exactly; only
+    // empty values, which no context can be deleted by, are refused.
     for (field, value) in [("source_file_key", Some(key)), ("user_id", user_id)] {
-        let Some(v) = value else { continue };
-        if v.is_empty() {
+        if value.is_some_and(str::is_empty) {
             return Err(StorageError::invalid_input(format!(
                 "{field} must not be empty"
-            )));
-        }
-        if v.len() > MAX_ID_LEN {
-            return Err(StorageError::invalid_input(format!(
-                "{field} is {} bytes long, the limit is {MAX_ID_LEN}",
-                v.len()
             )));
         }
     }

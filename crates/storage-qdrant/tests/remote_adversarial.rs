@@ -1200,7 +1200,13 @@ async fn extreme_magnitude_vectors_never_give_nan() {
         let stored = back.vectorize.vector.unwrap();
         assert!(stored.iter().all(|x| x.is_finite()), "{id}: {stored:?}");
     }
-    for q in [vec![1.0, 1.0, 0.0, 0.0], vec![3e38_f32, 3e38, 0.0, 0.0]] {
+    // A query whose norm overflows f32 cannot be normalised: refused, never NaN scores.
+    let e = backend
+        .search(&SearchQuery::new(vec![3e38_f32, 3e38, 0.0, 0.0]).top_k(10))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    for q in [vec![1.0, 1.0, 0.0, 0.0], vec![3e17_f32, 3e17, 0.0, 0.0]] {
         let hits = backend
             .search(&SearchQuery::new(q.clone()).top_k(10))
             .await

@@ -729,17 +729,24 @@ async fn todo_payload_bound_and_other_edges() {
         .unwrap_err();
     assert_invalid(&e, &["todo_7", &MAX_PAYLOAD_BYTES.to_string()]);
     assert_eq!(server.total_requests(), before, "no request");
-    b.upsert_todo_embedding(-5, "negative 😀\u{0}", &unit_vector(2, DIM), None)
+    // Todo ids are document-store row ids: negative ones are refused on every backend.
+    let e = b
+        .upsert_todo_embedding(-5, "negative", &unit_vector(2, DIM), None)
+        .await
+        .unwrap_err();
+    assert_invalid(&e, &["todo_id", "-5"]);
+    assert_eq!(server.total_requests(), before, "no request");
+    b.upsert_todo_embedding(5, "odd 😀\u{0}", &unit_vector(2, DIM), None)
         .await
         .unwrap();
     let hits = b
         .search_similar_todos(&unit_vector(2, DIM), 3, 0.5)
         .await
         .unwrap();
-    assert_eq!(hits[0].todo_id, -5);
-    assert_eq!(hits[0].content, "negative 😀\u{0}");
-    assert!(b.delete_todo_embedding(-5).await.unwrap());
-    assert!(!b.delete_todo_embedding(-5).await.unwrap());
+    assert_eq!(hits[0].todo_id, 5);
+    assert_eq!(hits[0].content, "odd 😀\u{0}");
+    assert!(b.delete_todo_embedding(5).await.unwrap());
+    assert!(!b.delete_todo_embedding(5).await.unwrap());
 
     b.upsert_processed_context(&ctx("dup", 1)).await.unwrap();
     assert_eq!(
