@@ -1455,13 +1455,29 @@ mod tests {
         });
         let p: Profile = serde_json::from_value(json).unwrap();
         assert_eq!(p.key(), TenantKey::user("u"));
+        // Naive: read in the process's naive zone (the machine's, in unit tests).
         assert_eq!(
             p.created_at,
-            parse_timestamp("2025-03-01T10:00:00Z").unwrap()
+            crate::time::default_naive_zone().from_naive(
+                &chrono::NaiveDate::from_ymd_opt(2025, 3, 1)
+                    .unwrap()
+                    .and_hms_opt(10, 0, 0)
+                    .unwrap()
+            )
         );
         assert_eq!(p.keywords, vec!["tea"]);
         let back = serde_json::to_value(&p).unwrap();
-        assert_eq!(back["created_at"], "2025-03-01T10:00:00+00:00");
+        assert_eq!(
+            back["created_at"],
+            crate::time::format_timestamp(&p.created_at),
+            "written back with its offset"
+        );
+        assert!(
+            back["created_at"]
+                .as_str()
+                .unwrap()
+                .starts_with("2025-03-01T10:00:00")
+        );
     }
 
     #[test]
