@@ -55,18 +55,16 @@ impl SetOptions {
         }
     }
 
-    /// Expire after `secs` seconds (0 means never).
-    pub fn ttl_secs(mut self, secs: u64) -> Self {
-        match secs.checked_mul(1000) {
-            Some(0) => self.expiry = Expiry::Never,
-            Some(ms) => self.expiry = Expiry::Millis(ms),
-            None => self.invalid = true,
-        }
-        self
+    /// Expire after `secs` seconds (0 means never). Above [`crate::MAX_TTL_SECS`] the write
+    /// fails with `InvalidInput`.
+    pub fn ttl_secs(self, secs: u64) -> Self {
+        self.ttl_millis(secs.saturating_mul(1000))
     }
 
-    /// Expire after `millis` milliseconds (0 means never).
+    /// Expire after `millis` milliseconds (0 means never). Above [`crate::MAX_TTL_SECS`]
+    /// seconds the write fails with `InvalidInput`.
     pub fn ttl_millis(mut self, millis: u64) -> Self {
+        self.invalid = millis > crate::MAX_TTL_SECS * 1000;
         self.expiry = if millis == 0 {
             Expiry::Never
         } else {
@@ -95,7 +93,10 @@ impl SetOptions {
 
     pub(crate) fn check(&self) -> Result<()> {
         if self.invalid {
-            return Err(StorageError::invalid_input("ttl is too large"));
+            return Err(StorageError::invalid_input(format!(
+                "ttl is above the limit of {} s (100 years)",
+                crate::MAX_TTL_SECS
+            )));
         }
         if self.nx && self.xx {
             return Err(StorageError::invalid_input("nx and xx exclude each other"));
@@ -116,7 +117,8 @@ impl SetOptions {
 /// - **TTLs are in seconds** unless a name says otherwise.
 /// - **Errors** are [`StorageError`]s tagged with the operation and the backend (`redis` or
 ///   `memory`): `InvalidInput` for bad arguments (empty key, NaN score, no values to write,
-///   a key holding another type, a value that is not an integer for `incr`), nothing written;
+///   a key holding another type, a value that is not an integer for `incr`, a JSON value
+///   nested deeper than [`storage_core::validate::MAX_JSON_DEPTH`]), nothing written;
 ///   `DataCorrupted` for stored text that is not JSON in the `*_json` reads; `Unavailable` and
 ///   `Timeout` (retryable) when the server cannot be reached or answers too late, including
 ///   when no pooled connection frees up in time; `NotInitialized` after [`Cache::close`];
@@ -193,7 +195,8 @@ pub trait Cache: Send + Sync + fmt::Debug {
 
     /// Stores `value` as JSON text (non-ASCII kept as is); `ttl` as in [`Cache::set`].
     async fn set_json(&self, key: &str, value: &Json, ttl: Option<u64>) -> Result<bool> {
-        self.set(key, &encode_json(value), ttl).await
+        let text = encode_json(self.backend_name(), "set_json", value)?;
+        self.set(key, &text, ttl).await
     }
 
     // ----- lists ---------------------------------------------------------------------------
@@ -226,14 +229,20 @@ pub trait Cache: Send + Sync + fmt::Debug {
 
     /// [`Cache::lpush`] of JSON documents.
     async fn lpush_json(&self, key: &str, values: &[Json]) -> Result<u64> {
-        let texts: Vec<String> = values.iter().map(encode_json).collect();
+        let texts = values
+            .iter()
+            .map(|v| encode_json(self.backend_name(), "lpush_json", v))
+            .collect::<Result<Vec<String>>>()?;
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         self.lpush(key, &refs).await
     }
 
     /// [`Cache::rpush`] of JSON documents.
     async fn rpush_json(&self, key: &str, values: &[Json]) -> Result<u64> {
-        let texts: Vec<String> = values.iter().map(encode_json).collect();
+        let texts = values
+            .iter()
+            .map(|v| encode_json(self.backend_name(), "rpush_json", v))
+            .collect::<Result<Vec<String>>>()?;
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         self.rpush(key, &refs).await
     }
@@ -290,12 +299,16 @@ pub trait Cache: Send + Sync + fmt::Debug {
 
     /// [`Cache::hset`] of a JSON document.
     async fn hset_json(&self, key: &str, field: &str, value: &Json) -> Result<bool> {
-        self.hset(key, field, &encode_json(value)).await
+        let text = encode_json(self.backend_name(), "hset_json", value)?;
+        self.hset(key, field, &text).await
     }
 
     /// [`Cache::hmset`] of JSON documents.
     async fn hmset_json(&self, key: &str, fields: &[(&str, Json)]) -> Result<()> {
-        let texts: Vec<(&str, String)> = fields.iter().map(|(f, v)| (*f, encode_json(v))).collect();
+        let texts = fields
+            .iter()
+            .map(|(f, v)| Ok((*f, encode_json(self.backend_name(), "hmset_json", v)?)))
+            .collect::<Result<Vec<(&str, String)>>>()?;
         let refs: Vec<(&str, &str)> = texts.iter().map(|(f, v)| (*f, v.as_str())).collect();
         self.hmset(key, &refs).await
     }

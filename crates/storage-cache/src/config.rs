@@ -174,6 +174,13 @@ impl RedisCacheConfig {
         if self.db < 0 {
             return Err(StorageError::config("redis config.db must not be negative"));
         }
+        if self.default_ttl > crate::MAX_TTL_SECS {
+            return Err(StorageError::config(format!(
+                "redis config.default_ttl is {} s, the limit is {} s (100 years)",
+                self.default_ttl,
+                crate::MAX_TTL_SECS
+            )));
+        }
         for (name, value) in [
             ("socket_timeout", self.socket_timeout),
             ("socket_connect_timeout", self.socket_connect_timeout),

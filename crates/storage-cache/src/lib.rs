@@ -21,5 +21,6 @@ pub use memory::InMemoryCache;
 pub use pipeline::{Pipeline, PipelineOp};
 pub use pool::PooledConnection;
 pub use redis_cache::RedisCache;
+pub use validate::MAX_TTL_SECS;
 #[cfg(feature = "testkit")]
 pub mod testkit;

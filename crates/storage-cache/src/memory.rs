@@ -16,8 +16,8 @@ use crate::glob::glob_match;
 use crate::lock::{check_release, lock_key};
 use crate::pipeline::{Pipeline, PipelineOp, validate_all};
 use crate::validate::{
-    check_count, check_key, check_not_empty, check_score, index_range, not_an_integer, overflow,
-    wrong_type,
+    check_count, check_key, check_not_empty, check_score, check_ttl, index_range, not_an_integer,
+    overflow, parse_redis_int, wrong_type,
 };
 
 const BACKEND: &str = "memory";
@@ -68,12 +68,13 @@ impl InMemoryCache {
         Self::with_settings(d.key_prefix, d.default_ttl)
     }
 
-    /// An empty cache with `key_prefix` and `default_ttl` (seconds, 0 = no expiry).
+    /// An empty cache with `key_prefix` and `default_ttl` (seconds, 0 = no expiry; above
+    /// [`crate::MAX_TTL_SECS`] it is lowered to that limit).
     pub fn with_settings(key_prefix: impl Into<String>, default_ttl: u64) -> Self {
         InMemoryCache {
             store: Arc::new(Mutex::new(Store::default())),
             prefix: Arc::from(key_prefix.into()),
-            default_ttl,
+            default_ttl: default_ttl.min(crate::MAX_TTL_SECS),
             closed: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -322,6 +323,7 @@ impl Store {
     }
 
     fn expire(&mut self, key: &str, ttl: u64, now: Instant) -> Result<bool> {
+        check_ttl(ttl)?;
         if ttl == 0 {
             return Ok(self.remove(key, now));
         }
@@ -351,7 +353,7 @@ impl Store {
                 value: Value::Str(s),
                 ..
             }) => {
-                let current: i64 = s.parse().map_err(|_| not_an_integer())?;
+                let current = parse_redis_int(s).ok_or_else(not_an_integer)?;
                 let next = current.checked_add(amount).ok_or_else(overflow)?;
                 *s = next.to_string();
                 Ok(next)
@@ -586,6 +588,7 @@ impl Cache for InMemoryCache {
             if ttl == 0 {
                 return Err(StorageError::invalid_input("ttl must be at least 1 second"));
             }
+            check_ttl(ttl)?;
             let len = s.push(k, &[value], false, now)?;
             s.expire(k, ttl, now)?;
             Ok(len)
@@ -657,7 +660,7 @@ impl Cache for InMemoryCache {
         self.run("hincrby", key, |s, k, now| {
             let current = match s.hash(k, now)?.and_then(|h| h.get(field)) {
                 None => 0,
-                Some(v) => v.parse::<i64>().map_err(|_| not_an_integer())?,
+                Some(v) => parse_redis_int(v).ok_or_else(not_an_integer)?,
             };
             let next = current.checked_add(amount).ok_or_else(overflow)?;
             s.hash_mut(k, now)?

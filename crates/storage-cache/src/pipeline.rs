@@ -3,7 +3,7 @@
 use storage_core::{Result, StorageError};
 
 use crate::cache::Cache;
-use crate::validate::{check_key, check_not_empty, check_score};
+use crate::validate::{check_key, check_not_empty, check_score, check_ttl};
 
 /// One command of a [`Pipeline`]. Keys are given without the cache's prefix.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,9 +92,11 @@ impl PipelineOp {
     /// Checks keys and arguments as the single-command methods do.
     pub(crate) fn validate(&self) -> Result<()> {
         let result = match self {
-            PipelineOp::Set { key, .. }
-            | PipelineOp::Expire { key, .. }
-            | PipelineOp::Incr { key, .. } => check_key(key),
+            PipelineOp::Set { key, ttl, .. } => {
+                check_key(key).and_then(|()| check_ttl(ttl.unwrap_or(0)))
+            }
+            PipelineOp::Expire { key, ttl } => check_key(key).and_then(|()| check_ttl(*ttl)),
+            PipelineOp::Incr { key, .. } => check_key(key),
             PipelineOp::Del { keys } => check_not_empty(keys, "keys")
                 .and_then(|()| keys.iter().try_for_each(|k| check_key(k))),
             PipelineOp::Hset { key, fields } => {

@@ -25,7 +25,7 @@ use crate::lock::{Schedule, check_acquire, check_release, lock_key, new_token};
 use crate::pipeline::{Pipeline, PipelineOp, validate_all};
 use crate::pool::{CacheManager, Pool, PooledConnection, Slot, is_broken};
 use crate::redis_error::{map_pool_error, map_redis_error};
-use crate::validate::{check_count, check_key, check_not_empty, check_score};
+use crate::validate::{check_count, check_key, check_not_empty, check_score, check_ttl};
 
 const BACKEND: &str = "redis";
 
@@ -732,8 +732,10 @@ impl Cache for RedisCache {
     }
 
     async fn expire(&self, key: &str, ttl: u64) -> Result<bool> {
+        let k = self.k("expire", key)?;
+        check_ttl(ttl).context(BACKEND, "expire")?;
         let mut cmd = redis::cmd("EXPIRE");
-        cmd.arg(self.k("expire", key)?).arg(ttl);
+        cmd.arg(k).arg(ttl);
         self.query("expire", &cmd, IDEMPOTENT).await
     }
 
@@ -781,7 +783,8 @@ impl Cache for RedisCache {
         let k = self.k("lpop", key)?;
         check_count(count).context(BACKEND, "lpop")?;
         let mut cmd = redis::cmd("LPOP");
-        cmd.arg(k).arg(count);
+        // Redis takes a count up to i64::MAX; no list is longer, so a larger one means "all".
+        cmd.arg(k).arg(count.min(i64::MAX as usize));
         let items: Option<Vec<String>> = self.query("lpop", &cmd, NOT_IDEMPOTENT).await?;
         Ok(items.unwrap_or_default())
     }
@@ -790,7 +793,7 @@ impl Cache for RedisCache {
         let k = self.k("rpop", key)?;
         check_count(count).context(BACKEND, "rpop")?;
         let mut cmd = redis::cmd("RPOP");
-        cmd.arg(k).arg(count);
+        cmd.arg(k).arg(count.min(i64::MAX as usize));
         let items: Option<Vec<String>> = self.query("rpop", &cmd, NOT_IDEMPOTENT).await?;
         Ok(items.unwrap_or_default())
     }
@@ -820,6 +823,7 @@ impl Cache for RedisCache {
                 .with_backend(BACKEND)
                 .with_operation("rpush_expire_llen"));
         }
+        check_ttl(ttl).context(BACKEND, "rpush_expire_llen")?;
         let ttl = ttl.to_string();
         self.invoke(
             "rpush_expire_llen",

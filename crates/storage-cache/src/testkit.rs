@@ -422,6 +422,55 @@ pub async fn json_values(f: &dyn CacheFactory) {
         ErrorKind::DataCorrupted,
         "hgetall_json",
     );
+
+    // As deep as storage_core::validate::MAX_JSON_DEPTH round-trips; one level deeper could be
+    // written but never read back (serde_json stops at 128), so every JSON write refuses it
+    // and leaves what was stored.
+    let nested = |levels: usize| (0..levels).fold(json!(1), |v, _| json!([v]));
+    let max = storage_core::validate::MAX_JSON_DEPTH;
+    assert!(c.set_json("deep", &nested(max), None).await.unwrap());
+    assert_eq!(c.get_json("deep").await.unwrap(), Some(nested(max)));
+    let deep = nested(max + 1);
+    let bad = [
+        ("set_json", c.set_json("doc", &deep, None).await.err()),
+        (
+            "rpush_json",
+            c.rpush_json("l", &[json!(0), deep.clone()]).await.err(),
+        ),
+        ("lpush_json", c.lpush_json("l", &[deep.clone()]).await.err()),
+        ("hset_json", c.hset_json("h", "a", &deep).await.err()),
+        (
+            "hmset_json",
+            c.hmset_json("h", &[("new", json!(1)), ("b", deep.clone())])
+                .await
+                .err(),
+        ),
+    ];
+    for (op, err) in bad {
+        let e = err.unwrap_or_else(|| panic!("{op} of a value nested {} deep succeeded", max + 1));
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{op}: {e}");
+        assert_eq!(e.operation(), op, "{op}: {e}");
+        assert!(
+            e.to_string().contains("value") && e.to_string().contains(&max.to_string()),
+            "{op}: {e}"
+        );
+    }
+    assert_eq!(
+        c.get_json("doc").await.unwrap(),
+        Some(doc),
+        "set_json left the old value"
+    );
+    assert_eq!(
+        c.llen("l").await.unwrap(),
+        3,
+        "no element of a refused push was written"
+    );
+    assert_eq!(c.hget_json("h", "a").await.unwrap(), Some(json!([1, 2])));
+    assert_eq!(
+        c.hget("h", "new").await.unwrap(),
+        None,
+        "hmset_json wrote nothing"
+    );
     c.flush_prefix().await.unwrap();
 }
 
@@ -998,6 +1047,118 @@ pub async fn bad_input(f: &dyn CacheFactory) {
         "huge ttl",
     );
     assert!(c.keys("*").await.unwrap().is_empty(), "nothing was written");
+}
+
+/// Where Redis and a naive in-memory map would differ, both caches give one answer: TTLs above
+/// [`crate::MAX_TTL_SECS`] are refused on every call that takes one (nothing written), `incr`
+/// and `hincrby` read integers as Redis does (`"+5"`, `" 5"`, `"05"` are not integers), and a
+/// pop count above what Redis takes returns the whole list.
+pub async fn edges_agree(f: &dyn CacheFactory) {
+    let c = f.create("edges").await;
+    let c = &*c;
+    let too_long = crate::MAX_TTL_SECS + 1;
+    c.set("k", "kept", Some(60)).await.unwrap();
+    c.rpush("q", &["a"]).await.unwrap();
+    assert!(c.set("max", "v", Some(crate::MAX_TTL_SECS)).await.unwrap());
+    assert!(
+        c.ttl("max").await.unwrap() > 0,
+        "the longest TTL is accepted"
+    );
+    assert_err(
+        c,
+        c.set("k", "v", Some(too_long)).await,
+        ErrorKind::InvalidInput,
+        "set ttl",
+    );
+    assert_err(
+        c,
+        c.set_json("k", &json!(1), Some(u64::MAX)).await,
+        ErrorKind::InvalidInput,
+        "set_json ttl",
+    );
+    assert_err(
+        c,
+        c.set_with("k", "v", SetOptions::new().ttl_millis(too_long * 1000))
+            .await,
+        ErrorKind::InvalidInput,
+        "set_with ttl_millis",
+    );
+    assert_err(
+        c,
+        c.expire("k", too_long).await,
+        ErrorKind::InvalidInput,
+        "expire",
+    );
+    assert_err(
+        c,
+        c.rpush_expire_llen("q", "b", too_long).await,
+        ErrorKind::InvalidInput,
+        "rpush_expire_llen",
+    );
+    assert_err(
+        c,
+        c.pipeline()
+            .set("p", "v", None)
+            .expire("k", too_long)
+            .execute()
+            .await,
+        ErrorKind::InvalidInput,
+        "pipeline expire",
+    );
+    assert_err(
+        c,
+        c.pipeline().set("p", "v", Some(too_long)).execute().await,
+        ErrorKind::InvalidInput,
+        "pipeline set",
+    );
+    assert_eq!(c.get("k").await.unwrap().as_deref(), Some("kept"));
+    let ttl = c.ttl("k").await.unwrap();
+    assert!(
+        (1..=60).contains(&ttl),
+        "the refused expire left the TTL ({ttl})"
+    );
+    assert_eq!(c.lrange("q", 0, -1).await.unwrap(), ["a"], "nothing pushed");
+    assert_eq!(
+        c.get("p").await.unwrap(),
+        None,
+        "no command of a refused pipeline ran"
+    );
+
+    for text in [
+        "+5",
+        " 5",
+        "5 ",
+        "05",
+        "-0",
+        "1e3",
+        "5.0",
+        "9223372036854775808",
+    ] {
+        c.set("n", text, None).await.unwrap();
+        assert_err(c, c.incr("n", 1).await, ErrorKind::InvalidInput, text);
+        assert_eq!(
+            c.get("n").await.unwrap().as_deref(),
+            Some(text),
+            "{text:?} kept"
+        );
+        c.hset("h", "f", text).await.unwrap();
+        assert_err(
+            c,
+            c.hincrby("h", "f", 1).await,
+            ErrorKind::InvalidInput,
+            text,
+        );
+    }
+    c.set("n", "-5", None).await.unwrap();
+    assert_eq!(c.incr("n", 1).await.unwrap(), -4);
+    c.hset("h", "f", "0").await.unwrap();
+    assert_eq!(c.hincrby("h", "f", 7).await.unwrap(), 7);
+
+    c.rpush("l", &["1", "2", "3"]).await.unwrap();
+    assert_eq!(c.lpop("l", usize::MAX).await.unwrap(), ["1", "2", "3"]);
+    c.rpush("l", &["1", "2", "3"]).await.unwrap();
+    assert_eq!(c.rpop("l", usize::MAX).await.unwrap(), ["3", "2", "1"]);
+    c.flush_prefix().await.unwrap();
 }
 
 /// After `close`, calls fail with `NotInitialized`; other caches are unaffected.

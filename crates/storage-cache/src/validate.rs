@@ -31,6 +31,39 @@ pub(crate) fn check_score(score: f64, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Longest accepted expiry, in seconds: 100 years of 365 days. Both caches refuse a longer
+/// TTL with `InvalidInput` (Redis itself refuses some larger values and the in-memory cache
+/// would have to round them to "never").
+pub const MAX_TTL_SECS: u64 = 100 * 365 * 86_400;
+
+/// Refuses a TTL above [`MAX_TTL_SECS`].
+pub(crate) fn check_ttl(ttl_secs: u64) -> Result<()> {
+    if ttl_secs > MAX_TTL_SECS {
+        return Err(StorageError::invalid_input(format!(
+            "ttl is {ttl_secs} s, the limit is {MAX_TTL_SECS} s (100 years)"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses an integer the way Redis' `INCR`/`HINCRBY` do (`string2ll`): an optional `-`,
+/// then `0` alone or digits not starting with `0`; no `+`, no spaces, at most 20 characters,
+/// within `i64`. `None` otherwise (Redis answers "value is not an integer").
+pub(crate) fn parse_redis_int(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 20 {
+        return None;
+    }
+    if text == "0" {
+        return Some(0);
+    }
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let mut bytes = digits.bytes();
+    if !matches!(bytes.next(), Some(b'1'..=b'9')) || !bytes.all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// Refuses a pop count of 0.
 pub(crate) fn check_count(count: usize) -> Result<()> {
     if count == 0 {
@@ -55,8 +88,17 @@ pub(crate) fn overflow() -> StorageError {
 }
 
 /// JSON text of `value`, non-ASCII kept as is (the original's `ensure_ascii=False`).
-pub(crate) fn encode_json(value: &Json) -> String {
-    value.to_string()
+///
+/// Refuses a value nested deeper than [`storage_core::validate::MAX_JSON_DEPTH`]: it could
+/// be written but not read back (serde_json stops reading at 128 levels).
+pub(crate) fn encode_json(
+    backend: &'static str,
+    operation: &'static str,
+    value: &Json,
+) -> Result<String> {
+    storage_core::validate::validate_json_depth("value", value)
+        .map_err(|e| e.with_backend(backend).with_operation(operation))?;
+    Ok(value.to_string())
 }
 
 /// Parses stored JSON text; `DataCorrupted` naming the key when it is not JSON.
@@ -116,6 +158,29 @@ mod tests {
     }
 
     #[test]
+    fn integers_parse_as_redis_parses_them() {
+        for (text, want) in [
+            ("0", Some(0)),
+            ("5", Some(5)),
+            ("-5", Some(-5)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("+5", None),
+            (" 5", None),
+            ("5 ", None),
+            ("05", None),
+            ("-0", None),
+            ("-", None),
+            ("", None),
+            ("1e3", None),
+            ("5.0", None),
+        ] {
+            assert_eq!(parse_redis_int(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
     fn checks_refuse_bad_input() {
         assert!(check_key("").is_err());
         assert!(check_key("k").is_ok());
@@ -125,6 +190,9 @@ mod tests {
         assert!(check_count(0).is_err());
         let e = decode_json("memory", "get_json", "k", "{nope").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::DataCorrupted);
-        assert_eq!(encode_json(&serde_json::json!({"a": "é"})), r#"{"a":"é"}"#);
+        assert_eq!(
+            encode_json("memory", "set_json", &serde_json::json!({"a": "é"})).unwrap(),
+            r#"{"a":"é"}"#
+        );
     }
 }

@@ -56,5 +56,6 @@ conformance!(
     scripts,
     prefixes,
     bad_input,
+    edges_agree,
     close,
 );

@@ -17,6 +17,13 @@
 //! the original's `<field>_ts` epoch seconds next to the naive string: the instant is taken
 //! from those (see [`crate::payload`]).
 //!
+//! # Precision
+//!
+//! Every backend keeps timestamps to the **microsecond**, like the original's Python
+//! `datetime`: digits below a microsecond are truncated (not rounded) when a value is written,
+//! so a value reads back as [`truncate_to_micros`] of what was given. Offsets are kept as
+//! written. The `<field>_ts` payload fields hold whole seconds (see [`unix_seconds`]).
+//!
 //! A naive local time that a daylight-saving change makes ambiguous (the repeated hour) reads
 //! as the earlier instant, and one that falls in the skipped hour uses the offset in force
 //! before the change (Python's `fold=0`); naive values cannot say more.
@@ -31,7 +38,8 @@ use serde::{Deserialize, Deserializer, Serializer};
 
 use crate::error::{Result, StorageError};
 
-/// A point in time with its UTC offset, as written (offsets survive a round trip).
+/// A point in time with its UTC offset, as written (offsets survive a round trip). Stored to
+/// the microsecond: see [Precision](self#precision).
 pub type Timestamp = DateTime<FixedOffset>;
 
 /// The current time, in UTC.
@@ -294,6 +302,13 @@ pub fn days_ago(days: u32) -> Timestamp {
         .checked_sub_signed(chrono::TimeDelta::days(i64::from(days)))
         .filter(|t| *t > earliest())
         .unwrap_or_else(earliest)
+}
+
+/// `t` with the digits below a microsecond dropped: what every backend stores (see
+/// [Precision](self#precision)).
+pub fn truncate_to_micros(t: &Timestamp) -> Timestamp {
+    let nanos = t.timestamp_subsec_nanos();
+    *t - chrono::Duration::nanoseconds(i64::from(nanos % 1_000))
 }
 
 /// Format like Python's `datetime.isoformat()` for an aware datetime: offset as `+HH:MM`,

@@ -42,9 +42,11 @@ pub const MIN_VECTOR_NORM: f64 = 1e-18;
 /// Largest accepted Euclidean norm of a vector (above it the sum of squares overflows f32).
 pub const MAX_VECTOR_NORM: f64 = 1e18;
 
-/// Deepest accepted nesting of a JSON value in metadata (objects and arrays), so that every
-/// stored value reads back: serde_json refuses to read past 128 levels.
-pub const MAX_JSON_DEPTH: usize = 64;
+/// Deepest accepted nesting of a JSON value (objects and arrays) in metadata and in cached
+/// JSON, so that every stored value is accepted and reads back on every backend: MariaDB's
+/// `JSON_VALID` check refuses a `JSON_DEPTH` above 32, which counts the innermost scalar as a
+/// level (so 31 levels of objects and arrays), and serde_json stops reading at 128.
+pub const MAX_JSON_DEPTH: usize = 31;
 
 /// Checks a vector: exactly `dimension` components, all finite, not all zero (cosine
 /// similarity is undefined for the zero vector), and a Euclidean norm within

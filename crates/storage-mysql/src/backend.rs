@@ -734,6 +734,10 @@ impl DocumentStorageBackend for MysqlBackend {
     }
 
     async fn update_message_metadata(&self, message_id: i64, metadata: &JsonMap) -> Result<bool> {
+        check(
+            "update_message_metadata",
+            records::validate_metadata("metadata", metadata),
+        )?;
         self.check_packet("update_message_metadata", "metadata", json_len(metadata))?;
         autocommit!(self, "update_message_metadata", Effect::Idempotent, |c| {
             q::update_message_metadata(c, message_id, metadata).await?

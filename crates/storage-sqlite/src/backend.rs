@@ -72,8 +72,10 @@ impl SqliteBackend {
         let readers = (0..config.readers)
             .map(|_| pool::open_reader(path, config))
             .collect::<Result<Vec<_>>>()?;
+        let (reopen_path, reopen_config) = (path.to_path_buf(), config.clone());
+        let reopen = move || pool::open_reader(&reopen_path, &reopen_config);
         Ok(SqliteBackend {
-            pool: Arc::new(Pool::new(writer, readers)),
+            pool: Arc::new(Pool::new(writer, readers, reopen)),
             search: Arc::default(),
             path: path.to_path_buf(),
         })
@@ -501,6 +503,10 @@ impl DocumentStorageBackend for SqliteBackend {
     }
 
     async fn update_message_metadata(&self, message_id: i64, metadata: &JsonMap) -> Result<bool> {
+        check(
+            "update_message_metadata",
+            records::validate_metadata("metadata", metadata),
+        )?;
         let m = metadata.clone();
         self.write("update_message_metadata", move |c| {
             q::update_message_metadata(c, message_id, &m)

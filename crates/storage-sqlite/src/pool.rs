@@ -28,6 +28,8 @@ pub(crate) struct Pool {
     write_permits: Arc<Semaphore>,
     read_permits: Arc<Semaphore>,
     reader_count: u32,
+    /// Opens a replacement reader when one had to be dropped (see [`Reader`]).
+    open_reader: Box<dyn Fn() -> Result<Connection> + Send + Sync>,
     closed: AtomicBool,
 }
 
@@ -128,9 +130,16 @@ where
 }
 
 impl Pool {
-    pub(crate) fn new(writer: Connection, readers: Vec<Connection>) -> Self {
+    /// `open_reader` opens one more reader like those in `readers`; it is called only to
+    /// replace a reader that could not be put back.
+    pub(crate) fn new(
+        writer: Connection,
+        readers: Vec<Connection>,
+        open_reader: impl Fn() -> Result<Connection> + Send + Sync + 'static,
+    ) -> Self {
         let n = readers.len();
         Pool {
+            open_reader: Box::new(open_reader),
             writer: Mutex::new(Some(writer)),
             readers: Mutex::new(readers),
             write_permits: Arc::new(Semaphore::new(1)),
@@ -188,13 +197,21 @@ impl Pool {
         let pool = Arc::clone(self);
         run_blocking(move || {
             let _permit = permit;
-            // The permit guarantees a free connection unless the pool was closed meanwhile.
-            let conn = lock(&pool.readers).pop().ok_or_else(closed_error)?;
-            let out = f(&conn);
-            if !pool.is_closed() {
-                lock(&pool.readers).push(conn);
-            }
-            out
+            // The permit guarantees a free connection unless the pool was closed meanwhile (or
+            // a reader was dropped and could not be replaced: open it now).
+            let free = lock(&pool.readers).pop();
+            let conn = match free {
+                Some(conn) => conn,
+                None if pool.is_closed() => return Err(closed_error()),
+                None => (pool.open_reader)()?,
+            };
+            // The guard puts the connection back also when `f` panics: one bad call must not
+            // cost the pool a reader (after as many panics as readers, every read would fail).
+            let reader = Reader {
+                pool: &pool,
+                conn: Some(conn),
+            };
+            f(reader.conn())
         })
         .await
     }
@@ -227,10 +244,118 @@ impl Pool {
     }
 }
 
+/// A borrowed reader connection, returned to the pool when dropped (unwinding included).
+struct Reader<'a> {
+    pool: &'a Pool,
+    conn: Option<Connection>,
+}
+
+impl Reader<'_> {
+    fn conn(&self) -> &Connection {
+        self.conn
+            .as_ref()
+            .expect("a reader holds its connection until dropped")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        if self.pool.is_closed() {
+            return;
+        }
+        // A panic can leave a read transaction open (a `Transaction` rolls back when dropped,
+        // a bare `BEGIN` does not): end it so the connection does not pin an old snapshot.
+        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+            // A connection that cannot roll back is dropped; the next read opens another.
+            tracing::warn!("a sqlite reader could not roll back after a failed read; replaced");
+            return;
+        }
+        lock(&self.pool.readers).push(conn);
+    }
+}
+
 /// Applies the writer's pragmas (WAL, busy timeout, synchronous, cache size, foreign keys) to a
 /// connection opened elsewhere, so a benchmark can compare against bare rusqlite fairly.
 pub fn configure_for_bench(conn: &Connection, config: &SqliteConfig) -> Result<()> {
     conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
         .sql()?;
     configure(conn, config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(dir: &Path, readers: usize) -> Arc<Pool> {
+        let config = SqliteConfig::default();
+        let path = dir.join("pool.db");
+        let writer = open_writer(&path, &config).unwrap();
+        let readers: Vec<Connection> = (0..readers)
+            .map(|_| open_reader(&path, &config).unwrap())
+            .collect();
+        Arc::new(Pool::new(writer, readers, move || {
+            open_reader(&path, &config)
+        }))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_read_does_not_cost_the_pool_a_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(dir.path(), 2);
+        for _ in 0..5 {
+            let err = pool
+                .read(|conn| -> Result<()> {
+                    conn.execute_batch("BEGIN; SELECT 1;").sql()?;
+                    panic!("bad argument")
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+            assert!(err.to_string().contains("bad argument"), "{err}");
+        }
+        let one: i64 = pool
+            .read(|conn| conn.query_row("SELECT 1", [], |r| r.get(0)).sql())
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
+        assert_eq!(
+            lock(&pool.readers).len(),
+            2,
+            "every reader is back in the pool"
+        );
+        assert!(
+            lock(&pool.readers).iter().all(|c| c.is_autocommit()),
+            "no reader keeps the transaction the panic left open"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_write_rolls_back_and_keeps_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(dir.path(), 1);
+        pool.write(|tx| tx.execute_batch("CREATE TABLE t (x INTEGER)").sql())
+            .await
+            .unwrap();
+        let err = pool
+            .write(|tx| -> Result<()> {
+                tx.execute("INSERT INTO t VALUES (1)", []).sql()?;
+                panic!("bad argument")
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+        pool.write(|tx| tx.execute("INSERT INTO t VALUES (2)", []).sql())
+            .await
+            .unwrap();
+        let rows: Vec<i64> = pool
+            .read(|conn| {
+                let mut st = conn.prepare("SELECT x FROM t").sql()?;
+                let rows = st.query_map([], |r| r.get(0)).sql()?;
+                rows.collect::<rusqlite::Result<Vec<i64>>>().sql()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, vec![2], "the panicked write left nothing behind");
+    }
 }

@@ -1106,6 +1106,35 @@ fn validate_opt_text(field: &str, text: Option<&str>) -> Result<()> {
     text.map_or(Ok(()), |t| validate_text(field, t))
 }
 
+/// Checks a record's free-form metadata: it nests at most
+/// [`crate::validate::MAX_JSON_DEPTH`] levels (the map itself is the first), so that every
+/// document backend stores it and reads it back (MariaDB refuses deeper JSON, serde_json
+/// stops reading at 128), and it serialises to at most
+/// [`MAX_TEXT_BYTES`].
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming `field` and the bound.
+pub fn validate_metadata(field: &str, metadata: &JsonMap) -> Result<()> {
+    let depth = 1 + metadata
+        .values()
+        .map(crate::validate::json_depth)
+        .max()
+        .unwrap_or(0);
+    if depth > crate::validate::MAX_JSON_DEPTH {
+        return Err(StorageError::invalid_input(format!(
+            "{field} nests {depth} levels deep, the limit is {}",
+            crate::validate::MAX_JSON_DEPTH
+        )));
+    }
+    let bytes = serde_json::to_vec(metadata).map_or(usize::MAX, |v| v.len());
+    if bytes > MAX_TEXT_BYTES {
+        return Err(StorageError::invalid_input(format!(
+            "{field} is {bytes} bytes as JSON, the limit is {MAX_TEXT_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
 fn validate_list(field: &str, items: &[String]) -> Result<()> {
     let total: usize = items.iter().map(|s| s.len() + 4).sum();
     if total > MAX_TEXT_BYTES {
@@ -1188,7 +1217,8 @@ pub fn validate_entity_name(entity_name: &str) -> Result<()> {
 }
 
 impl ProfileUpsert {
-    /// Checks the key, the sizes and `importance` (0 to 10).
+    /// Checks the key, the sizes, `importance` (0 to 10) and the metadata
+    /// ([`validate_metadata`]).
     ///
     /// # Errors
     /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
@@ -1198,6 +1228,7 @@ impl ProfileUpsert {
         validate_opt_text("summary", self.summary.as_deref())?;
         validate_list("keywords", &self.keywords)?;
         validate_list("entities", &self.entities)?;
+        validate_metadata("metadata", &self.metadata)?;
         if !(0..=10).contains(&self.importance) {
             return Err(StorageError::invalid_input(format!(
                 "importance is {}, the range is 0 to 10",
@@ -1209,7 +1240,7 @@ impl ProfileUpsert {
 }
 
 impl EntityUpsert {
-    /// Checks the key, the name and the sizes.
+    /// Checks the key, the name, the sizes and the metadata ([`validate_metadata`]).
     ///
     /// # Errors
     /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
@@ -1222,7 +1253,8 @@ impl EntityUpsert {
             validate_name("entity_type", t, 256)?;
         }
         validate_list("keywords", &self.keywords)?;
-        validate_list("aliases", &self.aliases)
+        validate_list("aliases", &self.aliases)?;
+        validate_metadata("metadata", &self.metadata)
     }
 }
 
@@ -1338,7 +1370,8 @@ impl TipQuery {
 pub const MAX_PAGE_NAME_CHARS: usize = 20;
 
 impl NewConversation {
-    /// Checks `page_name` (non-empty, at most [`MAX_PAGE_NAME_CHARS`]) and sizes.
+    /// Checks `page_name` (non-empty, at most [`MAX_PAGE_NAME_CHARS`]), sizes and the metadata
+    /// ([`validate_metadata`]).
     ///
     /// # Errors
     /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
@@ -1347,7 +1380,8 @@ impl NewConversation {
         if let Some(u) = &self.user_id {
             crate::validate::validate_id("user_id", u)?;
         }
-        validate_opt_text("title", self.title.as_deref())
+        validate_opt_text("title", self.title.as_deref())?;
+        validate_metadata("metadata", &self.metadata)
     }
 }
 
@@ -1362,7 +1396,8 @@ impl ConversationQuery {
 }
 
 impl NewMessage {
-    /// Checks `role` (non-empty, at most 64 characters), sizes and the token count.
+    /// Checks `role` (non-empty, at most 64 characters), sizes, the token count and the
+    /// metadata ([`validate_metadata`]).
     ///
     /// # Errors
     /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
@@ -1370,12 +1405,14 @@ impl NewMessage {
         validate_name("role", &self.role, 64)?;
         validate_text("content", &self.content)?;
         validate_count("token_count", self.token_count)?;
-        validate_opt_text("parent_message_id", self.parent_message_id.as_deref())
+        validate_opt_text("parent_message_id", self.parent_message_id.as_deref())?;
+        validate_metadata("metadata", &self.metadata)
     }
 }
 
 impl NewThinking {
-    /// Checks `progress` (finite, 0.0 to 1.0), `sequence` (`>= 0`) and sizes.
+    /// Checks `progress` (finite, 0.0 to 1.0), `sequence` (`>= 0`), sizes and the metadata
+    /// ([`validate_metadata`]).
     ///
     /// # Errors
     /// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
@@ -1394,7 +1431,8 @@ impl NewThinking {
                 "sequence is {seq}, it must be >= 0"
             )));
         }
-        validate_opt_text("stage", self.stage.as_deref())
+        validate_opt_text("stage", self.stage.as_deref())?;
+        validate_metadata("metadata", &self.metadata)
     }
 }
 

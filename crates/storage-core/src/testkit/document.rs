@@ -60,6 +60,7 @@ macro_rules! for_each_document_case {
             list_entities_pages_without_gaps,
             bad_input_is_rejected_and_nothing_written,
             hostile_values_are_stored_verbatim,
+            metadata_deeper_than_the_reader_allows_is_refused,
             vault_round_trip_filters_and_update,
             todo_round_trip_order_and_status,
             tips_round_trip_and_paging,
@@ -722,6 +723,88 @@ pub mod cases {
             b.query_monitoring_data_stats_by_range(now, now - Duration::hours(1))
                 .await,
             "before",
+        );
+    }
+
+    /// Metadata nested as deep as [`crate::validate::MAX_JSON_DEPTH`] (the map counts as the
+    /// first level) round-trips on every write that takes metadata; one level deeper is refused
+    /// naming `metadata`, and the record written before is unchanged (MariaDB refuses deeper
+    /// JSON; SQLite would store it and serde_json could not read it back past 128 levels).
+    pub async fn metadata_deeper_than_the_reader_allows_is_refused(h: &dyn DocumentKitHarness) {
+        fn nested(levels: usize) -> JsonMap {
+            // `levels` counts the map itself: {"k": [[...[1]...]]} with levels - 1 arrays.
+            let mut v = json!(1);
+            for _ in 1..levels {
+                v = json!([v]);
+            }
+            meta(json!({ "k": v }))
+        }
+        let max = crate::validate::MAX_JSON_DEPTH;
+        let (ok, deep) = (nested(max), nested(max + 1));
+        let b = h.fresh().await;
+        let key = TenantKey::user("deep");
+
+        let mut p = full_profile(key.clone());
+        p.metadata = ok.clone();
+        b.upsert_profile(&p).await.unwrap();
+        let mut bad = p.clone();
+        bad.content = "replaced".into();
+        bad.metadata = deep.clone();
+        assert_invalid(b.upsert_profile(&bad).await, "metadata");
+        let back = b.get_profile(&key).await.unwrap().expect("profile kept");
+        assert_eq!(
+            (back.content.as_str(), &back.metadata),
+            (p.content.as_str(), &ok)
+        );
+
+        let mut e = EntityUpsert::new(key.clone(), "n", "entity");
+        e.metadata = ok.clone();
+        b.upsert_entity(&e).await.unwrap();
+        let mut bad = e.clone();
+        bad.content = "replaced".into();
+        bad.metadata = deep.clone();
+        assert_invalid(b.upsert_entity(&bad).await, "metadata");
+        let back = b.get_entity(&key, "n").await.unwrap().expect("entity kept");
+        assert_eq!((back.content.as_str(), &back.metadata), ("entity", &ok));
+
+        let mut c = NewConversation::new("deep");
+        c.metadata = deep.clone();
+        assert_invalid(b.create_conversation(&c).await, "metadata");
+        c.metadata = ok.clone();
+        let conv = b.create_conversation(&c).await.unwrap();
+        assert_eq!(
+            b.get_conversation(conv.id).await.unwrap().unwrap().metadata,
+            ok
+        );
+        let listed = b
+            .get_conversation_list(&ConversationQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(listed.total, 1, "the refused conversation was not created");
+
+        let mut m = NewMessage::new(conv.id, "user", "hi");
+        m.metadata = deep.clone();
+        assert_invalid(b.create_message(&m).await, "metadata");
+        m.metadata = ok.clone();
+        let msg = b.create_message(&m).await.unwrap();
+        assert_invalid(b.update_message_metadata(msg.id, &deep).await, "metadata");
+        let back = b.get_message(msg.id, false).await.unwrap().unwrap();
+        assert_eq!(back.metadata, ok, "the refused update changed nothing");
+        assert_eq!(
+            b.get_conversation_messages(conv.id).await.unwrap().len(),
+            1,
+            "the refused message was not created"
+        );
+
+        let mut th = NewThinking::new(msg.id, "step");
+        th.metadata = deep;
+        assert_invalid(b.add_message_thinking(&th).await, "metadata");
+        assert!(b.get_message_thinking(msg.id).await.unwrap().is_empty());
+        th.metadata = ok.clone();
+        b.add_message_thinking(&th).await.unwrap();
+        assert_eq!(
+            b.get_message_thinking(msg.id).await.unwrap()[0].metadata,
+            ok
         );
     }
 

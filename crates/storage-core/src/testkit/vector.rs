@@ -333,6 +333,28 @@ pub mod cases {
             .expect("get_by_ids");
         assert_eq!(by_ids.len(), 1);
         assert_same(&by_ids[0], &c, false);
+
+        // Microsecond precision everywhere: nanoseconds are truncated, never rounded.
+        let mut fine = context("fine-1", ContextType::Event, 43);
+        let nanos = parse_timestamp("2026-02-21T09:30:00.123456789+08:00").expect("ts");
+        fine.properties.create_time = nanos;
+        fine.properties.update_time = nanos;
+        b.upsert_processed_context(&fine).await.expect("upsert");
+        let got = b
+            .get_processed_context(&fine.id, ContextType::Event, false)
+            .await
+            .expect("get")
+            .expect("stored");
+        let want = crate::time::truncate_to_micros(&nanos);
+        assert_eq!(want.to_rfc3339(), "2026-02-21T09:30:00.123456+08:00");
+        assert_eq!(
+            got.properties.create_time, want,
+            "create_time to the microsecond"
+        );
+        assert_eq!(
+            got.properties.update_time, want,
+            "update_time to the microsecond"
+        );
     }
 
     /// Upserting the same id twice keeps one context, with the latest content.
