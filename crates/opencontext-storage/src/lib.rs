@@ -44,9 +44,13 @@ pub use unified::{UnifiedStorage, UnifiedStorageBuilder};
 pub use storage_cache;
 #[cfg(feature = "chromadb")]
 pub use storage_chroma;
+#[cfg(feature = "dashvector")]
+pub use storage_dashvector;
 #[cfg(feature = "mysql")]
 pub use storage_mysql;
 #[cfg(any(feature = "qdrant-local", feature = "qdrant-remote"))]
 pub use storage_qdrant;
 #[cfg(feature = "sqlite")]
 pub use storage_sqlite;
+#[cfg(feature = "vikingdb")]
+pub use storage_viking;

@@ -33,7 +33,8 @@ pub fn default_factory() -> StorageBackendFactory {
     #[cfg(feature = "vikingdb")]
     factory.register_vector("vikingdb", |config: BackendConfig, ctx: FactoryContext| {
         Box::pin(async move {
-            let viking: storage_viking::VikingConfig = config.parse()?;
+            let viking: storage_viking::VikingConfig =
+                config.parse_ignoring(storage_viking::VikingConfig::ORIGINAL_KEYS_NOT_USED)?;
             let viking = viking.with_todo_embeddings(ctx.consumption_enabled);
             let backend = storage_viking::VikingBackend::open(viking).await?;
             Ok(Arc::new(backend) as Arc<dyn VectorStorageBackend>)
@@ -44,7 +45,8 @@ pub fn default_factory() -> StorageBackendFactory {
         "dashvector",
         |config: BackendConfig, ctx: FactoryContext| {
             Box::pin(async move {
-                let mut dv: storage_dashvector::DashVectorConfig = config.parse()?;
+                let mut dv: storage_dashvector::DashVectorConfig = config
+                    .parse_ignoring(storage_dashvector::DashVectorConfig::ORIGINAL_KEYS_NOT_USED)?;
                 dv.todo_embeddings = ctx.consumption_enabled;
                 let backend = storage_dashvector::DashVectorBackend::open(dv).await?;
                 Ok(Arc::new(backend) as Arc<dyn VectorStorageBackend>)
@@ -169,7 +171,9 @@ mod qdrant {
         config: BackendConfig,
         ctx: FactoryContext,
     ) -> Result<Arc<dyn VectorStorageBackend>> {
-        let mut local: storage_qdrant::QdrantLocalConfig = config.parse()?;
+        // The server keys may sit next to `path` (then `mode` has warned that they are unused).
+        let mut local: storage_qdrant::QdrantLocalConfig =
+            config.parse_ignoring(&["url", "host", "port", "grpc_port", "https", "api_key"])?;
         local.path = storage_core::config::resolve_path(
             "qdrant config.path",
             &local.path,
@@ -193,7 +197,8 @@ mod qdrant {
         config: BackendConfig,
         ctx: FactoryContext,
     ) -> Result<Arc<dyn VectorStorageBackend>> {
-        let mut remote: storage_qdrant::QdrantRemoteConfig = config.parse()?;
+        // An empty `path` (the original's template with local mode commented out) is not read.
+        let mut remote: storage_qdrant::QdrantRemoteConfig = config.parse_ignoring(&["path"])?;
         remote.todo_embeddings = ctx.consumption_enabled;
         let backend = storage_qdrant::QdrantRemoteBackend::connect(remote).await?;
         Ok(Arc::new(backend) as Arc<dyn VectorStorageBackend>)

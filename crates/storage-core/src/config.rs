@@ -15,10 +15,23 @@
 //! ```
 //!
 //! `${VAR}` and `${VAR:default}` are replaced inside string values (after YAML parsing, so a
-//! variable's value can never change the document's structure). A variable that is unset and
-//! has no default becomes the empty string. Substituted values stay strings; numeric and
-//! boolean fields accept strings through [`lenient`], so `port: "${PORT:6379}"` works.
-//! Other top-level sections of the original's `config.yaml` (llm, capture, web...) are ignored.
+//! variable's value can never change the document's structure). Substituted values stay
+//! strings; numeric and boolean fields accept strings through [`lenient`], so
+//! `port: "${PORT:6379}"` works. Other top-level sections of the original's `config.yaml`
+//! (llm, capture, web...) are ignored: they are neither substituted nor checked.
+//!
+//! # Mistakes that are refused
+//!
+//! Where the original silently fell back to a default, loading fails with a
+//! [`crate::ErrorKind::Config`] error that names the key:
+//! - an unknown key in the `storage` section, in a `storage.backends` entry, or in a backend's
+//!   `config` (for example `pth:` for `path:`); the error suggests the closest known key. A
+//!   backend's `config` is checked when the backend is created ([`BackendConfig::parse`]);
+//! - two entries of one storage type both marked `default: true` ([`StorageConfig::validate`]);
+//! - an unset variable without a default inside a longer value (`"${UNSET}/persist"` would
+//!   become the absolute path `/persist`). A value that is only `"${UNSET}"` becomes the empty
+//!   string, with a warning, as in the original (that is how optional secrets are written);
+//!   write `${VAR:}` to make an empty default explicit.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -76,6 +89,31 @@ impl Default for StorageConfig {
 }
 
 impl StorageConfig {
+    /// Checks what deserialisation cannot: at most one entry per storage type is marked
+    /// `default: true`.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Config`] naming both entries.
+    pub fn validate(&self) -> Result<()> {
+        for (i, a) in self.backends.iter().enumerate() {
+            let Some((j, b)) = self
+                .backends
+                .iter()
+                .enumerate()
+                .skip(i + 1)
+                .find(|(_, b)| a.default && b.default && b.storage_type == a.storage_type)
+            else {
+                continue;
+            };
+            return Err(StorageError::config(format!(
+                "storage.backends[{i}] ('{}') and storage.backends[{j}] ('{}') are both \
+                 `default: true` for {}; mark only the one to use",
+                a.name, b.name, a.storage_type
+            )));
+        }
+        Ok(())
+    }
+
     /// Applies [`StorageConfig::naive_timezone`] to the process (nothing when unset).
     ///
     /// # Errors
@@ -118,13 +156,35 @@ pub struct BackendConfig {
 }
 
 impl BackendConfig {
-    /// Parses `config` into the backend's typed configuration.
+    /// Parses `config` into the backend's typed configuration. Every key must be one the type
+    /// reads: a misspelt key (`pth:` for `path:`) would otherwise leave its default in force
+    /// without a word.
     ///
     /// # Errors
     /// [`crate::ErrorKind::Config`] naming the backend and serde's complaint (missing key,
-    /// wrong type, unknown key when the type denies them).
+    /// wrong type), or the unknown keys with the closest known key for each.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        serde_path_to_error::deserialize(Json::Object(self.config.clone())).map_err(|e| {
+        self.parse_ignoring(&[])
+    }
+
+    /// [`BackendConfig::parse`], accepting and dropping the keys in `ignored` (keys the
+    /// original's configuration files carry that this backend has no use for, such as an HTTP
+    /// pool size; each dropped key is logged at debug level).
+    ///
+    /// # Errors
+    /// As [`BackendConfig::parse`].
+    pub fn parse_ignoring<T: serde::de::DeserializeOwned>(&self, ignored: &[&str]) -> Result<T> {
+        let mut unknown = Vec::new();
+        let mut map = self.config.clone();
+        for key in ignored {
+            if map.remove(*key).is_some() {
+                tracing::debug!(backend = %self.backend, key, "config key not used by this backend");
+            }
+        }
+        let value = Json::Object(map);
+        let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let de = serde_ignored::Deserializer::new(value, &mut note);
+        let parsed = serde_path_to_error::deserialize(de).map_err(|e| {
             StorageError::config(format!(
                 "backend '{}' ({}): invalid config at `{}`: {}",
                 self.name,
@@ -132,8 +192,96 @@ impl BackendConfig {
                 e.path(),
                 e.inner()
             ))
-        })
+        })?;
+        if !unknown.is_empty() {
+            let what = format!("backend '{}' ({})", self.name, self.backend);
+            return Err(unknown_keys_error(
+                &what,
+                "config.",
+                &unknown,
+                struct_fields::<T>(),
+            ));
+        }
+        Ok(parsed)
     }
+}
+
+/// Keys of `T`'s struct as serde sees them (the field names its derived `Deserialize`
+/// expects, aliases excepted), found by letting it deserialize from a probe that records them.
+/// Empty when `T` is not a struct.
+fn struct_fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> de::Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(
+            self,
+            _: V,
+        ) -> std::result::Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> std::result::Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("probed"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
+/// The error for keys nothing reads, with the closest of `known` for each.
+fn unknown_keys_error(
+    what: &str,
+    prefix: &str,
+    unknown: &[String],
+    known: &[&str],
+) -> StorageError {
+    let described: Vec<String> = unknown
+        .iter()
+        .map(|key| {
+            let leaf = key.rsplit('.').next().unwrap_or(key);
+            let closest = known
+                .iter()
+                .map(|k| (strsim::damerau_levenshtein(leaf, k), *k))
+                .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+                .min();
+            match closest {
+                Some((_, k)) => format!("`{prefix}{key}` (did you mean `{k}`?)"),
+                None => format!("`{prefix}{key}`"),
+            }
+        })
+        .collect();
+    let (s, them) = if unknown.len() == 1 {
+        ("", "it")
+    } else {
+        ("s", "them")
+    };
+    let mut message = format!(
+        "{what}: unknown key{s} {}: nothing reads {them}, so the default would be used \
+         silently",
+        described.join(", ")
+    );
+    if !known.is_empty() {
+        message.push_str(&format!("; the known keys are {}", known.join(", ")));
+    }
+    StorageError::config(message)
 }
 
 impl fmt::Debug for BackendConfig {
@@ -357,26 +505,142 @@ pub fn load_config(path: &Path) -> Result<AppConfig> {
 pub fn parse_config(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<AppConfig> {
     let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
         .map_err(|e| StorageError::config(format!("invalid YAML: {e}")))?;
-    let mut json: Json = serde_json::to_value(&yaml)
+    let json: Json = serde_json::to_value(&yaml)
         .map_err(|e| StorageError::config(format!("unsupported YAML value: {e}")))?;
-    substitute_tree(&mut json, &env)?;
-    serde_path_to_error::deserialize(json).map_err(|e| {
+    // Only the sections read here are substituted and checked: the others belong to the rest
+    // of the application and may use variables this process does not set.
+    let mut sections = JsonMap::new();
+    match json {
+        Json::Object(mut top) => {
+            for key in STORAGE_SECTIONS {
+                if let Some(v) = top.remove(*key) {
+                    sections.insert((*key).to_owned(), v);
+                }
+            }
+        }
+        Json::Null => {}
+        other => {
+            return Err(StorageError::config(format!(
+                "the configuration must be a mapping of sections, not {}",
+                json_kind(&other)
+            )));
+        }
+    }
+    let mut json = Json::Object(sections);
+    substitute_tree(&mut json, &mut String::new(), &env)?;
+    let mut unknown = Vec::new();
+    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let de = serde_ignored::Deserializer::new(json, &mut note);
+    let config: AppConfig = serde_path_to_error::deserialize(de).map_err(|e| {
         StorageError::config(format!(
             "invalid configuration at `{}`: {}",
             e.path(),
             e.inner()
         ))
-    })
+    })?;
+    if let Some(first) = unknown.iter().find(|p| p.starts_with("storage.")) {
+        let in_entry = first.starts_with("storage.backends.");
+        let known = if in_entry {
+            struct_fields::<BackendConfig>()
+        } else {
+            struct_fields::<StorageConfig>()
+        };
+        let keys: Vec<String> = unknown
+            .iter()
+            .filter(|p| p.starts_with("storage.backends.") == in_entry && p.starts_with("storage."))
+            .cloned()
+            .collect();
+        let what = if in_entry {
+            "a storage.backends entry"
+        } else {
+            "the storage section"
+        };
+        return Err(unknown_keys_error(what, "", &keys, known));
+    }
+    config.storage.validate()?;
+    Ok(config)
 }
 
-fn substitute_tree(value: &mut Json, env: &impl Fn(&str) -> Option<String>) -> Result<()> {
+/// The top-level sections [`AppConfig`] reads.
+const STORAGE_SECTIONS: &[&str] = &["storage", "consumption", "embedding_model"];
+
+fn json_kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "a mapping",
+    }
+}
+
+/// Substitutes every string below `value`; `path` is the key path of `value` (for errors).
+fn substitute_tree(
+    value: &mut Json,
+    path: &mut String,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<()> {
     match value {
-        Json::String(s) if s.contains("${") => *s = substitute(s, env)?,
-        Json::Array(items) => items.iter_mut().try_for_each(|v| substitute_tree(v, env))?,
-        Json::Object(map) => map.values_mut().try_for_each(|v| substitute_tree(v, env))?,
+        Json::String(s) if s.contains("${") => {
+            *s = substitute_checked(s, path, env)?;
+        }
+        Json::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                substitute_tree(v, path, env)?;
+                path.truncate(len);
+            }
+        }
+        Json::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                substitute_tree(v, path, env)?;
+                path.truncate(len);
+            }
+        }
         _ => {}
     }
     Ok(())
+}
+
+/// [`substitute`], refusing an unset variable without a default inside a longer value.
+fn substitute_checked(
+    text: &str,
+    path: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<String> {
+    let unset = std::cell::RefCell::new(Vec::new());
+    let out = substitute(text, &|name: &str| {
+        let v = env(name);
+        if v.is_none() {
+            unset.borrow_mut().push(name.to_owned());
+        }
+        v
+    })
+    .map_err(|e| StorageError::config(format!("`{path}`: {}", e.message())))?;
+    // An unset variable matters only where it has no default: `${NAME}` written bare.
+    let unset = unset.into_inner();
+    let Some(name) = unset
+        .iter()
+        .find(|name| text.contains(&format!("${{{name}}}")))
+    else {
+        return Ok(out);
+    };
+    let bare = format!("${{{name}}}");
+    if text.trim() == bare {
+        tracing::warn!(key = %path, variable = %name, "configuration variable is not set; using an empty value");
+        return Ok(out);
+    }
+    Err(StorageError::config(format!(
+        "`{path}`: the variable {name} is not set and has no default, so {text:?} would become \
+         {out:?}; set {name}, or give a default with ${{{name}:...}}"
+    )))
 }
 
 /// Replaces every `${VAR}` / `${VAR:default}` in `text`. The default may be empty and may
@@ -494,6 +758,101 @@ consumption:
             d.config["password"], "s3cr3t: {x}",
             "values never change the structure"
         );
+    }
+
+    #[track_caller]
+    fn config_error(text: &str) -> String {
+        let e = parse_config(text, env).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Config, "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn unknown_keys_in_the_storage_section_are_refused_with_a_suggestion() {
+        let e = config_error("storage:\n  backend:\n    - {storage_type: vector_db, backend: x}\n");
+        assert!(
+            e.contains("`storage.backend`") && e.contains("did you mean `backends`"),
+            "{e}"
+        );
+        let e = config_error(
+            "storage:\n  backends:\n    - {storage_type: vector_db, backend: x, defualt: true}\n",
+        );
+        assert!(
+            e.contains("defualt") && e.contains("did you mean `default`"),
+            "{e}"
+        );
+        assert!(e.contains("storage_type"), "lists the known keys: {e}");
+        // Sections the storage layer does not read are left alone, typos and all.
+        let ok =
+            "lgging: {levl: DEBUG}\nweb:\n  port: \"${UNSET_PORT}0\"\nstorage:\n  backends: []\n";
+        assert!(parse_config(ok, env).is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_in_a_backend_config_are_refused_with_a_suggestion() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct LocalConfig {
+            path: String,
+            #[serde(default)]
+            readers: u32,
+        }
+        let cfg = parse_config(
+            "storage:\n  backends:\n    - name: docs\n      storage_type: document_db\n      backend: sqlite\n      config: {pth: /data/app.db, path: x}\n",
+            env,
+        )
+        .unwrap();
+        let e = cfg.storage.backends[0].parse::<LocalConfig>().unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Config);
+        let msg = e.to_string();
+        assert!(msg.contains("backend 'docs' (sqlite)"), "{msg}");
+        assert!(msg.contains("`config.pth` (did you mean `path`?)"), "{msg}");
+        assert!(msg.contains("path, readers"), "{msg}");
+        let cfg = parse_config(
+            "storage:\n  backends:\n    - {storage_type: document_db, backend: sqlite, config: {path: x}}\n",
+            env,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.storage.backends[0].parse::<LocalConfig>().unwrap().path,
+            "x"
+        );
+    }
+
+    #[test]
+    fn two_defaults_of_one_type_are_refused() {
+        let e = config_error(
+            "storage:\n  backends:\n    - {name: a, storage_type: vector_db, backend: x, default: true}\n    - {name: b, storage_type: document_db, backend: y, default: true}\n    - {name: c, storage_type: vector_db, backend: z, default: \"true\"}\n",
+        );
+        assert!(
+            e.contains("storage.backends[0] ('a') and storage.backends[2] ('c')")
+                && e.contains("vector_db"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unset_variable_inside_a_longer_value_is_refused() {
+        let e = config_error(
+            "storage:\n  backends:\n    - storage_type: vector_db\n      backend: qdrant\n      config:\n        path: \"${NOT_SET_DIR}/persist/qdrant\"\n",
+        );
+        assert!(e.contains("`storage.backends[0].config.path`"), "{e}");
+        assert!(
+            e.contains("NOT_SET_DIR is not set") && e.contains("\"/persist/qdrant\""),
+            "{e}"
+        );
+        // A whole-value variable is how optional secrets are written: it becomes "".
+        let cfg = parse_config(
+            "storage:\n  backends:\n    - storage_type: vector_db\n      backend: x\n      config: {api_key: \"${NOT_SET_KEY}\", path: \"${NOT_SET_DIR:}/p\", host: \"${NOT_SET_HOST:h}:${CONTEXT_PATH}\"}\n",
+            env,
+        )
+        .unwrap();
+        let c = &cfg.storage.backends[0].config;
+        assert_eq!(
+            (c["api_key"].as_str(), c["path"].as_str()),
+            (Some(""), Some("/p"))
+        );
+        assert_eq!(c["host"], "h:/data");
     }
 
     #[test]

@@ -70,7 +70,12 @@ pub struct DashVectorConfig {
     #[serde(default, deserialize_with = "lenient")]
     pub todo_embeddings: bool,
     /// Timeout of one HTTP request, in seconds (default 30, the original's).
-    #[serde(default = "default_timeout", deserialize_with = "lenient")]
+    /// `timeout` in the original's configuration files is read as this key.
+    #[serde(
+        default = "default_timeout",
+        alias = "timeout",
+        deserialize_with = "lenient"
+    )]
     pub timeout_secs: f64,
     /// Connection timeout, in seconds (default 10).
     #[serde(default = "default_connect_timeout", deserialize_with = "lenient")]
@@ -129,6 +134,12 @@ fn default_ready_timeout() -> f64 {
 }
 
 impl DashVectorConfig {
+    /// Keys of the original's configuration files that this backend accepts and does not use:
+    /// the sizes of the original's aiohttp connection pool (reqwest's pool grows as needed).
+    /// The factory drops them before parsing, so they are not reported as unknown keys.
+    pub const ORIGINAL_KEYS_NOT_USED: &'static [&'static str] =
+        &["max_connections", "max_connections_per_host"];
+
     /// A configuration with the defaults for `endpoint`, `api_key` and `vector_size`.
     pub fn new(
         endpoint: impl Into<String>,

@@ -156,6 +156,12 @@ fn default_max_delay() -> u64 {
 }
 
 impl VikingConfig {
+    /// Keys of the original's configuration files that this backend accepts and does not use:
+    /// the sizes of the original's aiohttp connection pool (reqwest's pool grows as needed).
+    /// The factory drops them before parsing, so they are not reported as unknown keys.
+    pub const ORIGINAL_KEYS_NOT_USED: &'static [&'static str] =
+        &["max_connections", "max_connections_per_host"];
+
     /// A configuration with defaults for everything but credentials and dimension.
     pub fn new(
         access_key_id: impl Into<String>,
