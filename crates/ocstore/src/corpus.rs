@@ -569,4 +569,164 @@ mod tests {
             "v.f32: row 1 (for c.jsonl:1): vector has 384 components, expected 8"
         );
     }
+
+    /// The readers never panic, whatever the bytes: they return the records or an error.
+    mod never_panic {
+        use std::cell::Cell;
+
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+
+        use super::super::*;
+        use super::LINE;
+
+        /// Cases per property (each property prints how many it ran).
+        const CASES: u32 = 2000;
+
+        /// Runs `test` on [`CASES`] values of `strategy`; `test` returns whether the input
+        /// was accepted (counted, to show that both outcomes are reached).
+        fn run<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> bool) {
+            let mut runner = TestRunner::new(Config {
+                cases: CASES,
+                failure_persistence: None,
+                ..Config::default()
+            });
+            let (ran, accepted) = (Cell::new(0u32), Cell::new(0u32));
+            let result = runner.run(&strategy, |value| {
+                ran.set(ran.get() + 1);
+                if test(value) {
+                    accepted.set(accepted.get() + 1);
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                panic!("{name}: {e}");
+            }
+            assert!(ran.get() >= CASES, "{name}: ran {} cases", ran.get());
+            println!(
+                "{name}: {} cases, no panic ({} accepted, {} refused)",
+                ran.get(),
+                accepted.get(),
+                ran.get() - accepted.get()
+            );
+        }
+
+        /// A JSON-lines file of up to 6 lines: valid ones (random ids, some empty or repeated),
+        /// cut ones, bad dates, importance up to 300, byte-order marks, blank lines and random
+        /// bytes (invalid UTF-8 included), with LF, CRLF or doubled line ends. Paired with a
+        /// vector file of arbitrary floats (NaN, infinities, zeros), usually one row per line,
+        /// sometimes with stray bytes after the rows.
+        fn corpus_bytes() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+            let with = |from: &'static str, to: String| LINE.replace(from, &to).into_bytes();
+            let line = prop_oneof![
+                8 => "[a-c0-9]{0,3}".prop_map(move |id| with("\"a\"", format!("\"{id}\""))),
+                1 => (0..LINE.len()).prop_map(|cut| LINE.as_bytes()[..cut].to_vec()),
+                1 => "[0-9W -]{0,12}".prop_map(move |d| with("2024-01-01\"", format!("{d}\""))),
+                1 => (0u32..300).prop_map(move |i| with("\"importance\": 3", format!("\"importance\": {i}"))),
+                1 => Just(b"\xEF\xBB\xBF{}".to_vec()),
+                1 => Just(b"   \t".to_vec()),
+                1 => prop::collection::vec(any::<u8>(), 0..40),
+            ];
+            let end = prop_oneof![Just(&b"\n"[..]), Just(&b"\r\n"[..]), Just(&b"\n\n"[..])];
+            (
+                prop::collection::vec((line, end), 0..6),
+                prop_oneof![4 => Just(&b""[..]), 1 => Just(UTF8_BOM), 1 => Just(&b"\xFF\xFE"[..])],
+            )
+                .prop_flat_map(|(lines, start)| {
+                    let n = lines.len();
+                    let mut jsonl = start.to_vec();
+                    for (l, e) in lines {
+                        jsonl.extend(l);
+                        jsonl.extend_from_slice(e);
+                    }
+                    (
+                        Just(jsonl),
+                        prop_oneof![4 => Just(n), 1 => 0usize..7],
+                        prop::collection::vec(any::<f32>(), 1..8),
+                        prop_oneof![4 => Just(Vec::new()), 1 => prop::collection::vec(any::<u8>(), 0..9)],
+                    )
+                })
+                .prop_map(|(jsonl, rows, values, tail)| {
+                    let mut vectors: Vec<u8> = values
+                        .iter()
+                        .cycle()
+                        .take(rows * DIMENSION)
+                        .flat_map(|x| x.to_le_bytes())
+                        .collect();
+                    vectors.extend(tail);
+                    (jsonl, vectors)
+                })
+        }
+
+        #[test]
+        fn jsonl_reader_on_arbitrary_bytes() {
+            run(
+                "parse_jsonl(arbitrary bytes)",
+                prop::collection::vec(any::<u8>(), 0..4096),
+                |bytes| {
+                    let p = Path::new("c.jsonl");
+                    let _ = parse_jsonl::<CorpusRecord>(p, &bytes);
+                    let _ = parse_jsonl::<Query>(p, &bytes);
+                    parse_jsonl::<serde_json::Value>(p, &bytes).is_ok()
+                },
+            );
+        }
+
+        #[test]
+        fn vector_reader_on_arbitrary_bytes() {
+            run(
+                "parse_vectors(arbitrary bytes)",
+                (
+                    prop_oneof![1usize..10, Just(0), Just(DIMENSION), Just(usize::MAX / 2)],
+                    prop::collection::vec(1usize..1000, 0..8),
+                )
+                    .prop_flat_map(|(dim, lines)| {
+                        // Half the time exactly one row per line, when that fits in 8 KiB.
+                        let exact = dim
+                            .checked_mul(4 * lines.len())
+                            .filter(|n| *n <= 8192)
+                            .unwrap_or(0);
+                        let bytes = prop_oneof![
+                            prop::collection::vec(any::<u8>(), 0..8192),
+                            prop::collection::vec(any::<u8>(), exact..=exact),
+                        ];
+                        (bytes, Just(dim), Just(lines))
+                    }),
+                |(bytes, dim, lines)| {
+                    let r = parse_vectors(
+                        Path::new("v.f32"),
+                        &bytes,
+                        dim,
+                        Path::new("c.jsonl"),
+                        &lines,
+                    );
+                    let ok = r.is_ok();
+                    if let Ok(rows) = r {
+                        assert_eq!(rows.len(), lines.len());
+                        assert!(rows.iter().all(|r| r.len() == dim));
+                    }
+                    ok
+                },
+            );
+        }
+
+        #[test]
+        fn corpus_reader_and_validation_on_mixed_input() {
+            run(
+                "parse_corpus + Corpus::validate(mixed lines, arbitrary floats)",
+                corpus_bytes(),
+                |(jsonl, rows)| {
+                    let r = parse_corpus(Path::new("c.jsonl"), &jsonl, Path::new("v.f32"), &rows);
+                    match r {
+                        Ok(corpus) => {
+                            assert_eq!(corpus.lines.len(), corpus.contexts.len());
+                            let _ = corpus.validate(3);
+                            corpus.validate(DIMENSION).is_ok()
+                        }
+                        Err(_) => false,
+                    }
+                },
+            );
+        }
+    }
 }
