@@ -54,14 +54,14 @@ pub async fn run_with_config(config_path: &Path, data: &Path) -> Result<()> {
     Ok(())
 }
 
-fn load_corpus(data: &Path) -> Result<(Vec<ProcessedContext>, corpus::QuerySet)> {
+fn load_corpus(data: &Path) -> Result<(corpus::Corpus, corpus::QuerySet)> {
     let files = CorpusFiles::in_dir(data);
     println!("reading corpus from {}", data.display());
     let contexts = corpus::load_contexts(&files.contexts, &files.vectors)?;
     let set = corpus::load_queries(&files.queries, &files.query_vectors, &files.ground_truth)?;
     println!(
         "  {} contexts, {} queries",
-        contexts.len(),
+        contexts.contexts.len(),
         set.queries.len()
     );
     Ok((contexts, set))
@@ -90,9 +90,12 @@ pub async fn run(dir: &Path, data: &Path) -> Result<()> {
 
 async fn demo_steps(
     storage: &UnifiedStorage,
-    contexts: &[ProcessedContext],
+    corpus: &corpus::Corpus,
     set: &corpus::QuerySet,
 ) -> Result<String> {
+    // The whole corpus against the store's rules before the first batch is written.
+    corpus.validate(storage.vector()?.dimension())?;
+    let contexts = corpus.contexts.as_slice();
     println!("ingesting contexts (batches of 256; each batch is durable when it returns)");
     let ingest_per_s = crate::ingest(storage, contexts, 256).await?;
 

@@ -48,16 +48,25 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Upsert a corpus (contexts.jsonl + vectors.f32) into the configured vector store.
+    ///
+    /// The whole input is checked before the first write, with the same rules the library
+    /// applies on upsert (ids, vectors of the store's dimension, importance and confidence 0 to
+    /// 10, time buckets, metadata, payload size), plus: ids unique in the whole file, valid
+    /// UTF-8, one vector row per context. Any failure names the file and line (vector rows name
+    /// their row and context line), writes nothing and exits non-zero. A UTF-8 byte-order mark
+    /// at the start is accepted; blank lines are skipped (vector rows go with the non-blank
+    /// lines, in order); lines may end in CRLF.
     Ingest {
         #[command(flatten)]
         store: StoreArgs,
-        /// Contexts as JSON lines in the corpus format.
+        /// Contexts as JSON lines in the corpus format (default: the bundled corpus).
         #[arg(long)]
         contexts: Option<PathBuf>,
-        /// Vectors, one little-endian f32 row of 384 per context line.
+        /// Vectors, one little-endian f32 row of 384 per context (non-blank) line, no header
+        /// (default: the bundled corpus).
         #[arg(long)]
         vectors: Option<PathBuf>,
-        /// Contexts per upsert batch.
+        /// Contexts per upsert batch (only affects speed: the input is checked whole first).
         #[arg(long, default_value_t = 256)]
         batch: usize,
     },
@@ -216,16 +225,27 @@ async fn run(cli: Cli) -> Result<()> {
             let files = CorpusFiles::in_dir(&default_corpus_dir());
             let contexts_path = contexts.unwrap_or(files.contexts);
             let vectors_path = vectors.unwrap_or(files.vectors);
-            let contexts = corpus::load_contexts(&contexts_path, &vectors_path)?;
+            let corpus = corpus::load_contexts(&contexts_path, &vectors_path)?;
             println!(
                 "read {} contexts from {}",
-                contexts.len(),
+                corpus.contexts.len(),
                 contexts_path.display()
             );
             let storage = store.open().await?;
-            let rate = ingest(&storage, &contexts, batch).await;
-            storage.close().await?;
-            println!("ingest_per_s={:.0}", rate?);
+            let result = async {
+                let dimension = storage.vector()?.dimension();
+                corpus.validate(dimension)?;
+                println!(
+                    "checked {} contexts against the store (dimension {dimension})",
+                    corpus.contexts.len()
+                );
+                ingest(&storage, &corpus.contexts, batch).await
+            }
+            .await;
+            let closed = storage.close().await;
+            let rate = result?;
+            closed?;
+            println!("ingest_per_s={rate:.0}");
             Ok(())
         }
         Command::Search {
@@ -257,17 +277,19 @@ async fn run(cli: Cli) -> Result<()> {
                     (None, Some(qid)) => {
                         let files = CorpusFiles::in_dir(&default_corpus_dir());
                         let qpath = queries.unwrap_or(files.queries);
-                        let qs: Vec<corpus::Query> = corpus::read_jsonl(&qpath)?;
+                        let qs: Vec<(usize, corpus::Query)> = corpus::read_jsonl(&qpath)?;
+                        let lines: Vec<usize> = qs.iter().map(|(line, _)| *line).collect();
                         let vs = corpus::read_vectors(
                             &query_vectors.unwrap_or(files.query_vectors),
-                            qs.len(),
                             corpus::DIMENSION,
+                            &qpath,
+                            &lines,
                         )?;
                         let i = qs
                             .iter()
-                            .position(|q| q.id == qid)
+                            .position(|(_, q)| q.id == qid)
                             .with_context(|| format!("no query '{qid}' in {}", qpath.display()))?;
-                        println!("query {qid}: {}", qs[i].text);
+                        println!("query {qid}: {}", qs[i].1.text);
                         vs[i].clone()
                     }
                     (None, None) => bail!("give --like CONTEXT_ID or --query-id QUERY_ID"),
