@@ -437,7 +437,10 @@ pub async fn json_values(f: &dyn CacheFactory) {
             "rpush_json",
             c.rpush_json("l", &[json!(0), deep.clone()]).await.err(),
         ),
-        ("lpush_json", c.lpush_json("l", &[deep.clone()]).await.err()),
+        (
+            "lpush_json",
+            c.lpush_json("l", std::slice::from_ref(&deep)).await.err(),
+        ),
         ("hset_json", c.hset_json("h", "a", &deep).await.err()),
         (
             "hmset_json",

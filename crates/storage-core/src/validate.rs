@@ -358,7 +358,10 @@ mod tests {
         let mut c = ctx("m", vec![1.0]);
         c.metadata.insert("deep".into(), deep);
         let e = validate_contexts(&[c], 1).unwrap_err().to_string();
-        assert!(e.contains("levels deep") && e.contains("64"), "{e}");
+        assert!(
+            e.contains("levels deep") && e.contains(&MAX_JSON_DEPTH.to_string()),
+            "{e}"
+        );
     }
 
     #[test]
