@@ -1,5 +1,5 @@
 //! Reviewer findings (review9): configuration mistakes that still pass silently or are
-//! reported without the key. Each test is `#[ignore]` until the lead decides.
+//! reported without the key. Each holds the fix.
 use opencontext_storage::config::parse_config;
 
 fn env(name: &str) -> Option<String> {
@@ -10,7 +10,6 @@ fn env(name: &str) -> Option<String> {
 /// becomes the literal `${SET}/app.db` without a word, and SQLite then creates a directory
 /// named `${SET}`. Expected: substituted, or refused as an unsupported nested variable.
 #[test]
-#[ignore = "review9 finding: nested variable left literally in the value"]
 fn a_variable_inside_a_default_is_substituted_or_refused() {
     let text = "storage:\n  backends:\n    - {storage_type: document_db, backend: sqlite, config: {path: \"${UNSET_A:${SET}}/app.db\"}}\n";
     match parse_config(text, env) {
@@ -22,7 +21,6 @@ fn a_variable_inside_a_default_is_substituted_or_refused() {
 /// A misspelt key in `consumption` (read by the storage layer) is ignored: `enable: true`
 /// leaves consumption off.
 #[test]
-#[ignore = "review9 finding: unknown keys outside `storage` are not refused"]
 fn a_misspelt_consumption_key_is_refused() {
     let e = parse_config("consumption:\n  enable: true\n", env).expect_err("typo accepted");
     assert!(e.to_string().contains("enable"), "{e}");
@@ -30,7 +28,6 @@ fn a_misspelt_consumption_key_is_refused() {
 
 /// A misspelt key in `embedding_model` is ignored (`output_dimension` for `output_dim`).
 #[test]
-#[ignore = "review9 finding: unknown keys outside `storage` are not refused"]
 fn a_misspelt_embedding_key_is_refused() {
     let e = parse_config(
         "embedding_model:\n  base_url: http://x\n  model: m\n  output_dimension: 384\n",
@@ -44,7 +41,6 @@ fn a_misspelt_embedding_key_is_refused() {
 /// never named: `vector_sise: 4` gives "invalid config at `.`: missing field `vector_size`".
 #[cfg(feature = "qdrant-local")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "review9 finding: the typo of a required key is not named"]
 async fn the_typo_of_a_required_key_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
@@ -61,7 +57,6 @@ async fn the_typo_of_a_required_key_is_named() {
 /// YAML merge keys (`<<: *base`, which the original's PyYAML applies) are not applied: the
 /// entry is refused as "missing field `storage_type`".
 #[test]
-#[ignore = "review9 finding: merge keys are not applied"]
 fn merge_keys_are_applied() {
     let text = "base: &b {storage_type: document_db, backend: sqlite}\nstorage:\n  backends:\n    - <<: *b\n      config: {path: /x}\n";
     let c = parse_config(text, env).expect("merge key");

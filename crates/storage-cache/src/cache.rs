@@ -446,6 +446,10 @@ pub trait Cache: Send + Sync + fmt::Debug {
 
     /// Runs pipeline commands in one round trip; one integer per command (see
     /// [`Pipeline::execute`], which calls this). All commands are validated before any runs.
+    /// `atomic` runs them as one `MULTI`/`EXEC` (no other client's command in between); as in
+    /// Redis, a command that fails while running (an `incr` that would overflow, a key of
+    /// another type) undoes nothing: the others run, and the error, the first one, says that
+    /// the pipeline's writes may have been applied ([`storage_core::WriteOutcome::Unknown`]).
     async fn execute_pipeline(&self, ops: &[PipelineOp], atomic: bool) -> Result<Vec<i64>>;
 
     // ----- utilities -----------------------------------------------------------------------

@@ -404,7 +404,12 @@ impl Store {
         let z = self.zset_mut(key, now)?;
         Ok(members
             .iter()
-            .filter(|(m, s)| z.insert((*m).to_owned(), *s).is_none())
+            // Redis stores -0.0 as 0 (a double that prints "0"): the same here, so that
+            // scores and their order agree.
+            .filter(|(m, s)| {
+                let score = if *s == 0.0 { 0.0 } else { *s };
+                z.insert((*m).to_owned(), score).is_none()
+            })
             .count() as u64)
     }
 
@@ -837,6 +842,15 @@ impl Cache for InMemoryCache {
             }
         }
         match first_error {
+            // The other commands ran (a command that fails at run time undoes nothing, as in
+            // Redis' MULTI/EXEC): say so, as RedisCache does.
+            Some(e) if ops.len() > 1 => {
+                let idempotent = ops.iter().all(PipelineOp::is_idempotent);
+                Err(e
+                    .with_outcome_unknown(idempotent)
+                    .with_backend(BACKEND)
+                    .with_operation("execute_pipeline"))
+            }
             Some(e) => Err(e.with_backend(BACKEND).with_operation("execute_pipeline")),
             None => Ok(results),
         }

@@ -1054,8 +1054,9 @@ pub async fn bad_input(f: &dyn CacheFactory) {
 
 /// Where Redis and a naive in-memory map would differ, both caches give one answer: TTLs above
 /// [`crate::MAX_TTL_SECS`] are refused on every call that takes one (nothing written), `incr`
-/// and `hincrby` read integers as Redis does (`"+5"`, `" 5"`, `"05"` are not integers), and a
-/// pop count above what Redis takes returns the whole list.
+/// and `hincrby` read integers as Redis does (`"+5"`, `" 5"`, `"05"` are not integers), a
+/// score of -0.0 is stored as 0, and a pop count above what Redis takes returns the whole
+/// list.
 pub async fn edges_agree(f: &dyn CacheFactory) {
     let c = f.create("edges").await;
     let c = &*c;
@@ -1156,6 +1157,13 @@ pub async fn edges_agree(f: &dyn CacheFactory) {
     assert_eq!(c.incr("n", 1).await.unwrap(), -4);
     c.hset("h", "f", "0").await.unwrap();
     assert_eq!(c.hincrby("h", "f", 7).await.unwrap(), 7);
+
+    c.zadd("z", &[("neg", -0.0), ("pos", 0.0)]).await.unwrap();
+    let s = c.zscore("z", "neg").await.unwrap().expect("member");
+    assert!(
+        s == 0.0 && s.is_sign_positive(),
+        "-0.0 is stored as 0 ({s})"
+    );
 
     c.rpush("l", &["1", "2", "3"]).await.unwrap();
     assert_eq!(c.lpop("l", usize::MAX).await.unwrap(), ["1", "2", "3"]);

@@ -6,7 +6,6 @@ use storage_cache::*;
 use storage_core::WriteOutcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "review9 finding: NotApplied claimed for an applied pipeline"]
 async fn a_failed_atomic_pipeline_does_not_claim_not_applied_when_it_wrote() {
     let c = MemoryFactory::new().create("review-pipeline").await;
     let ops = [

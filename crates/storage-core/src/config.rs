@@ -24,14 +24,18 @@
 //!
 //! Where the original silently fell back to a default, loading fails with a
 //! [`crate::ErrorKind::Config`] error that names the key:
-//! - an unknown key in the `storage` section, in a `storage.backends` entry, or in a backend's
-//!   `config` (for example `pth:` for `path:`); the error suggests the closest known key. A
+//! - an unknown key in the `storage`, `consumption` or `embedding_model` section, in a
+//!   `storage.backends` entry, or in a backend's `config` (for example `pth:` for `path:`);
+//!   the error suggests the closest known key (also when the misspelt key was required). A
 //!   backend's `config` is checked when the backend is created ([`BackendConfig::parse`]);
+//!   the original's `embedding_model.provider` is accepted and not read;
 //! - two entries of one storage type both marked `default: true` ([`StorageConfig::validate`]);
-//! - an unset variable without a default inside a longer value (`"${UNSET}/persist"` would
-//!   become the absolute path `/persist`). A value that is only `"${UNSET}"` becomes the empty
-//!   string, with a warning, as in the original (that is how optional secrets are written);
-//!   write `${VAR:}` to make an empty default explicit.
+//! - an unset variable without a default in a value that is not empty after substitution
+//!   (`"${UNSET}/persist"` would become the absolute path `/persist`). A value that comes out
+//!   empty (`"${UNSET}"`, `"${UNSET:${ALSO_UNSET}}"`) is kept empty, with a warning, as in
+//!   the original (that is how optional secrets are written); write `${VAR:}` to make an
+//!   empty default explicit. Defaults may hold variables (`${A:${B}}`). YAML merge keys
+//!   (`<<: *anchor`) are applied.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -184,7 +188,17 @@ impl BackendConfig {
         let value = Json::Object(map);
         let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
         let de = serde_ignored::Deserializer::new(value, &mut note);
-        let parsed = serde_path_to_error::deserialize(de).map_err(|e| {
+        let parsed: std::result::Result<T, _> = serde_path_to_error::deserialize(de);
+        // An unknown key first: a misspelt required key also reports the key as missing.
+        if !unknown.is_empty() {
+            let what = format!("backend '{}' ({})", self.name, self.backend);
+            let mut e = unknown_keys_error(&what, "config.", &unknown, struct_fields::<T>());
+            if let Err(serde) = &parsed {
+                e = StorageError::config(format!("{}; also: {}", e.message(), serde.inner()));
+            }
+            return Err(e);
+        }
+        parsed.map_err(|e| {
             StorageError::config(format!(
                 "backend '{}' ({}): invalid config at `{}`: {}",
                 self.name,
@@ -192,17 +206,7 @@ impl BackendConfig {
                 e.path(),
                 e.inner()
             ))
-        })?;
-        if !unknown.is_empty() {
-            let what = format!("backend '{}' ({})", self.name, self.backend);
-            return Err(unknown_keys_error(
-                &what,
-                "config.",
-                &unknown,
-                struct_fields::<T>(),
-            ));
-        }
-        Ok(parsed)
+        })
     }
 }
 
@@ -503,8 +507,11 @@ pub fn load_config(path: &Path) -> Result<AppConfig> {
 
 /// Parses configuration text (see [`load_config`]) with variables looked up by `env`.
 pub fn parse_config(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<AppConfig> {
-    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
+    let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
         .map_err(|e| StorageError::config(format!("invalid YAML: {e}")))?;
+    // YAML merge keys (`<<: *defaults`) are applied, as PyYAML does for the original.
+    yaml.apply_merge()
+        .map_err(|e| StorageError::config(format!("invalid YAML merge key: {e}")))?;
     let json: Json = serde_json::to_value(&yaml)
         .map_err(|e| StorageError::config(format!("unsupported YAML value: {e}")))?;
     // Only the sections read here are substituted and checked: the others belong to the rest
@@ -531,34 +538,51 @@ pub fn parse_config(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<
     let mut unknown = Vec::new();
     let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
     let de = serde_ignored::Deserializer::new(json, &mut note);
-    let config: AppConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+    let parsed: std::result::Result<AppConfig, _> = serde_path_to_error::deserialize(de);
+    // Keys the original's files carry in these sections that nothing here reads.
+    unknown.retain(|p| p != "embedding_model.provider");
+    // An unknown key first: a misspelt required key also reports the key as missing.
+    if let Some(first) = unknown.first() {
+        let (what, known) = section_of(first);
+        let keys: Vec<String> = unknown
+            .iter()
+            .filter(|p| section_of(p).0 == what)
+            .cloned()
+            .collect();
+        let mut e = unknown_keys_error(what, "", &keys, known);
+        if let Err(serde) = &parsed {
+            e = StorageError::config(format!("{}; also: {}", e.message(), serde.inner()));
+        }
+        return Err(e);
+    }
+    let config = parsed.map_err(|e| {
         StorageError::config(format!(
             "invalid configuration at `{}`: {}",
             e.path(),
             e.inner()
         ))
     })?;
-    if let Some(first) = unknown.iter().find(|p| p.starts_with("storage.")) {
-        let in_entry = first.starts_with("storage.backends.");
-        let known = if in_entry {
-            struct_fields::<BackendConfig>()
-        } else {
-            struct_fields::<StorageConfig>()
-        };
-        let keys: Vec<String> = unknown
-            .iter()
-            .filter(|p| p.starts_with("storage.backends.") == in_entry && p.starts_with("storage."))
-            .cloned()
-            .collect();
-        let what = if in_entry {
-            "a storage.backends entry"
-        } else {
-            "the storage section"
-        };
-        return Err(unknown_keys_error(what, "", &keys, known));
-    }
     config.storage.validate()?;
     Ok(config)
+}
+
+/// Which part of the configuration an unknown key's path is in, and the keys known there.
+fn section_of(path: &str) -> (&'static str, &'static [&'static str]) {
+    if path.starts_with("storage.backends.") {
+        ("a storage.backends entry", struct_fields::<BackendConfig>())
+    } else if path.starts_with("consumption.") {
+        (
+            "the consumption section",
+            struct_fields::<ConsumptionConfig>(),
+        )
+    } else if path.starts_with("embedding_model.") {
+        (
+            "the embedding_model section",
+            struct_fields::<EmbeddingConfig>(),
+        )
+    } else {
+        ("the storage section", struct_fields::<StorageConfig>())
+    }
 }
 
 /// The top-level sections [`AppConfig`] reads.
@@ -632,8 +656,7 @@ fn substitute_checked(
     else {
         return Ok(out);
     };
-    let bare = format!("${{{name}}}");
-    if text.trim() == bare {
+    if out.is_empty() {
         tracing::warn!(key = %path, variable = %name, "configuration variable is not set; using an empty value");
         return Ok(out);
     }
@@ -643,20 +666,40 @@ fn substitute_checked(
     )))
 }
 
-/// Replaces every `${VAR}` / `${VAR:default}` in `text`. The default may be empty and may
-/// contain `:` (only the first colon separates). An unset variable without default becomes "".
+/// Replaces every `${VAR}` / `${VAR:default}` in `text`. The default may be empty, may
+/// contain `:` (only the first colon separates) and may itself hold variables
+/// (`${EMBEDDING_API_KEY:${LLM_API_KEY}}`, as in the original's files), up to
+/// [`MAX_VARIABLE_NESTING`] levels; a default is only read when its variable is unset. An unset
+/// variable without default becomes "".
 ///
 /// # Errors
-/// [`crate::ErrorKind::Config`] for an unterminated `${` or an invalid variable name.
+/// [`crate::ErrorKind::Config`] for an unterminated `${`, an invalid variable name, or defaults
+/// nested too deep.
 pub fn substitute(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String> {
+    substitute_at(text, text, env, 0)
+}
+
+/// Deepest nesting of variables inside defaults that [`substitute`] accepts.
+pub const MAX_VARIABLE_NESTING: usize = 8;
+
+fn substitute_at(
+    text: &str,
+    whole: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    depth: usize,
+) -> Result<String> {
+    if depth > MAX_VARIABLE_NESTING {
+        return Err(StorageError::config(format!(
+            "variables nest more than {MAX_VARIABLE_NESTING} levels deep in {whole:?}"
+        )));
+    }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| StorageError::config(format!("unterminated '${{' in {text:?}")))?;
+        let end = closing_brace(after)
+            .ok_or_else(|| StorageError::config(format!("unterminated '${{' in {whole:?}")))?;
         let expr = &after[..end];
         let (name, default) = match expr.split_once(':') {
             Some((n, d)) => (n, Some(d)),
@@ -667,17 +710,38 @@ pub fn substitute(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<S
             && !name.starts_with(|c: char| c.is_ascii_digit());
         if !valid {
             return Err(StorageError::config(format!(
-                "invalid variable name {name:?} in {text:?}"
+                "invalid variable name {name:?} in {whole:?}"
             )));
         }
-        match env(name) {
-            Some(v) => out.push_str(&v),
-            None => out.push_str(default.unwrap_or("")),
+        match (env(name), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(&substitute_at(d, whole, env, depth + 1)?),
+            (None, None) => {}
         }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The index of the `}` closing a `${` whose body starts `text`, counting nested `${...}`.
+fn closing_brace(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut open = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                open += 1;
+                i += 1;
+            }
+            b'}' if open == 0 => return Some(i),
+            b'}' => open -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Resolves a configured path: relative paths are taken relative to `base` (the config
@@ -853,6 +917,25 @@ consumption:
             (Some(""), Some("/p"))
         );
         assert_eq!(c["host"], "h:/data");
+        // Spaces around it are a longer value; nested defaults are substituted.
+        let e = config_error(
+            "storage:\n  backends:\n    - {storage_type: vector_db, backend: x, config: {path: \"  ${NOT_SET_DIR}  \"}}\n",
+        );
+        assert!(e.contains("NOT_SET_DIR is not set"), "{e}");
+        let cfg = parse_config(
+            "storage:\n  backends:\n    - {storage_type: vector_db, backend: x, config: {a: \"${NOT_SET_A:${CONTEXT_PATH}}/x\", b: \"${NOT_SET_A:${NOT_SET_B}}\", c: \"${CONTEXT_PATH:${NOT_SET_B}/y}\"}}\n",
+            env,
+        )
+        .unwrap();
+        let c = &cfg.storage.backends[0].config;
+        assert_eq!(
+            (c["a"].as_str(), c["b"].as_str(), c["c"].as_str()),
+            (Some("/data/x"), Some(""), Some("/data"))
+        );
+        let n = MAX_VARIABLE_NESTING + 2;
+        let deep = format!("{}x{}", "${A:".repeat(n), "}".repeat(n));
+        let e = substitute(&deep, &|_: &str| None).unwrap_err();
+        assert!(e.to_string().contains("nest"), "{e}");
     }
 
     #[test]

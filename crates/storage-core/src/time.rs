@@ -21,8 +21,11 @@
 //!
 //! Every backend keeps timestamps to the **microsecond**, like the original's Python
 //! `datetime`: digits below a microsecond are truncated (not rounded) when a value is written,
-//! so a value reads back as [`truncate_to_micros`] of what was given. Offsets are kept as
-//! written. The `<field>_ts` payload fields hold whole seconds (see [`unix_seconds`]).
+//! so a value reads back as [`truncate_to_micros`] of what was given. Vector backends keep the
+//! offset as written; the SQL backends store naive wall-clock times, as the original did, so
+//! a row reads back as the same instant in the offset of the naive zone (see above). The
+//! `<field>_ts` payload fields hold whole seconds (see [`unix_seconds`]). Only instants from
+//! [`min_storable`] to [`max_storable`] are accepted ([`validate_timestamp`]).
 //!
 //! A naive local time that a daylight-saving change makes ambiguous (the repeated hour) reads
 //! as the earlier instant, and one that falls in the skipped hour uses the offset in force
@@ -302,6 +305,58 @@ pub fn days_ago(days: u32) -> Timestamp {
         .checked_sub_signed(chrono::TimeDelta::days(i64::from(days)))
         .filter(|t| *t > earliest())
         .unwrap_or_else(earliest)
+}
+
+/// Earliest timestamp every backend stores: 0001-01-02T00:00:00Z, one day inside the range of
+/// Python's `datetime` and MySQL's `DATETIME` (year 1 to 9999), so that no UTC offset or naive
+/// zone moves it out.
+pub fn min_storable() -> Timestamp {
+    Utc.with_ymd_and_hms(1, 1, 2, 0, 0, 0)
+        .single()
+        .expect("a valid date")
+        .fixed_offset()
+}
+
+/// Latest timestamp every backend stores: 9999-12-30T23:59:59.999999Z (see [`min_storable`]).
+pub fn max_storable() -> Timestamp {
+    Utc.with_ymd_and_hms(9999, 12, 30, 23, 59, 59)
+        .single()
+        .expect("a valid date")
+        .fixed_offset()
+        + chrono::Duration::microseconds(999_999)
+}
+
+/// Checks a caller's timestamp before it is stored or compared: between [`min_storable`] and
+/// [`max_storable`], and not a leap second (`:60`; Python, MySQL and most engines cannot
+/// hold one). Without this MariaDB stored such values as the zero date and read them back as
+/// missing.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming `field`, the value and the bound.
+pub fn validate_timestamp(field: &str, t: &Timestamp) -> Result<()> {
+    if t.timestamp_subsec_nanos() >= 1_000_000_000 {
+        return Err(StorageError::invalid_input(format!(
+            "{field} is {t}, a leap second; no backend stores one (use :59.999999)"
+        )));
+    }
+    if *t < min_storable() || *t > max_storable() {
+        return Err(StorageError::invalid_input(format!(
+            "{field} is {}, outside the storable range {} to {} (the years of Python's \
+             datetime and MySQL's DATETIME, a day inside them)",
+            format_timestamp(t),
+            format_timestamp(&min_storable()),
+            format_timestamp(&max_storable())
+        )));
+    }
+    Ok(())
+}
+
+/// [`validate_timestamp`] of an optional value.
+///
+/// # Errors
+/// As [`validate_timestamp`].
+pub fn validate_opt_timestamp(field: &str, t: Option<&Timestamp>) -> Result<()> {
+    t.map_or(Ok(()), |t| validate_timestamp(field, t))
 }
 
 /// `t` with the digits below a microsecond dropped: what every backend stores (see

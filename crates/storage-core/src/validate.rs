@@ -168,6 +168,21 @@ pub fn validate_context(c: &ProcessedContext, dimension: usize) -> Result<()> {
     if let Some(tb) = &c.properties.time_bucket {
         crate::time_bucket::granularity(&format!("context '{id}' time_bucket"), tb)?;
     }
+    let p = &c.properties;
+    for (name, t) in [
+        ("create_time", Some(&p.create_time)),
+        ("event_time", Some(&p.event_time)),
+        ("update_time", Some(&p.update_time)),
+        ("last_call_time", p.last_call_time.as_ref()),
+    ] {
+        crate::time::validate_opt_timestamp(&format!("context '{id}' {name}"), t)?;
+    }
+    for (i, raw) in p.raw_properties.iter().enumerate() {
+        crate::time::validate_timestamp(
+            &format!("context '{id}' raw_properties[{i}].create_time"),
+            &raw.create_time,
+        )?;
+    }
     for (key, value) in &c.metadata {
         if payload::is_reserved_key(key) {
             return Err(StorageError::invalid_input(format!(

@@ -422,7 +422,12 @@ impl DocumentStorageBackend for MysqlBackend {
         status: i64,
         end_time: Option<Timestamp>,
     ) -> Result<bool> {
-        check("update_todo_status", validate_todo_status(status))?;
+        check(
+            "update_todo_status",
+            validate_todo_status(status).and_then(|()| {
+                storage_core::time::validate_opt_timestamp("end_time", end_time.as_ref())
+            }),
+        )?;
         autocommit!(self, "update_todo_status", Effect::Idempotent, |c| {
             q::update_todo_status(c, todo_id, status, end_time).await?
         })
@@ -589,6 +594,9 @@ impl DocumentStorageBackend for MysqlBackend {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<DataStatsRecord>> {
+        storage_core::time::validate_timestamp("start", &start)
+            .and_then(|()| storage_core::time::validate_timestamp("end", &end))
+            .context(NAME, "query_monitoring_data_stats_by_range")?;
         if end < start {
             return Err(StorageError::invalid_input(format!(
                 "end {end} is before start {start}"

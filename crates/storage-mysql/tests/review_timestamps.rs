@@ -1,5 +1,5 @@
 //! Reviewer findings (review9): timestamps MariaDB cannot hold are accepted by `insert_todo`
-//! and read back as `None` (silent loss). Marked `#[ignore]` until fixed.
+//! and read back as `None` (silent loss). Now refused with `InvalidInput` (see `storage_core::time::validate_timestamp`).
 mod common;
 
 use sqlx::{Connection, Row};
@@ -55,21 +55,18 @@ async fn round_trip(text: &str) {
 
 /// `9999-12-31T23:59:59.999999-12:00` is year 10000 in UTC: accepted, read back as `None`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "review9 finding: accepted, reads back as None"]
 async fn a_year_10000_instant_is_refused_or_kept() {
     round_trip("9999-12-31T23:59:59.999999-12:00").await;
 }
 
 /// A leap second (`23:59:60.5`, which chrono represents): accepted, read back as `None`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "review9 finding: accepted, reads back as None"]
 async fn a_leap_second_is_refused_or_kept() {
     round_trip("2016-12-31T23:59:60.5Z").await;
 }
 
 /// A negative year (chrono allows it; the parser does not, but a caller can build one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "review9 finding: see the report"]
 async fn a_negative_year_is_refused_or_kept() {
     let t = chrono::NaiveDate::from_ymd_opt(-1, 6, 15)
         .unwrap()

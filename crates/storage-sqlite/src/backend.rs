@@ -216,7 +216,12 @@ impl DocumentStorageBackend for SqliteBackend {
         status: i64,
         end_time: Option<Timestamp>,
     ) -> Result<bool> {
-        check("update_todo_status", validate_todo_status(status))?;
+        check(
+            "update_todo_status",
+            validate_todo_status(status).and_then(|()| {
+                storage_core::time::validate_opt_timestamp("end_time", end_time.as_ref())
+            }),
+        )?;
         self.write("update_todo_status", move |c| {
             q::update_todo_status(c, todo_id, status, end_time)
         })
@@ -366,6 +371,9 @@ impl DocumentStorageBackend for SqliteBackend {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<DataStatsRecord>> {
+        storage_core::time::validate_timestamp("start", &start)
+            .and_then(|()| storage_core::time::validate_timestamp("end", &end))
+            .context(NAME, "query_monitoring_data_stats_by_range")?;
         if end < start {
             return Err(StorageError::invalid_input(format!(
                 "end {end} is before start {start}"

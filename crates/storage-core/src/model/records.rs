@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StorageError};
 use crate::model::JsonMap;
-use crate::time::{Timestamp, serde_ts, serde_ts_opt};
+use crate::time::{Timestamp, serde_ts, serde_ts_opt, validate_opt_timestamp};
 
 /// The value the original uses for `device_id` and `agent_id` when the caller gives none.
 pub const DEFAULT_TENANT_PART: &str = "default";
@@ -1289,6 +1289,10 @@ impl VaultQuery {
     /// # Errors
     /// [`crate::ErrorKind::InvalidInput`] naming the bound.
     pub fn validate(&self) -> Result<()> {
+        validate_opt_timestamp("created_after", self.created_after.as_ref())?;
+        validate_opt_timestamp("created_before", self.created_before.as_ref())?;
+        validate_opt_timestamp("updated_after", self.updated_after.as_ref())?;
+        validate_opt_timestamp("updated_before", self.updated_before.as_ref())?;
         validate_page(self.limit, self.offset)
     }
 }
@@ -1339,7 +1343,9 @@ impl NewTodo {
             )));
         }
         validate_opt_text("assignee", self.assignee.as_deref())?;
-        validate_opt_text("reason", self.reason.as_deref())
+        validate_opt_text("reason", self.reason.as_deref())?;
+        validate_opt_timestamp("start_time", self.start_time.as_ref())?;
+        validate_opt_timestamp("end_time", self.end_time.as_ref())
     }
 }
 
@@ -1352,16 +1358,20 @@ impl TodoQuery {
         if let Some(s) = self.status {
             validate_todo_status(s)?;
         }
+        validate_opt_timestamp("start_time", self.start_time.as_ref())?;
+        validate_opt_timestamp("end_time", self.end_time.as_ref())?;
         validate_page(self.limit, self.offset)
     }
 }
 
 impl TipQuery {
-    /// Checks the page.
+    /// Checks the page and the time bounds.
     ///
     /// # Errors
     /// [`crate::ErrorKind::InvalidInput`] naming the bound.
     pub fn validate(&self) -> Result<()> {
+        validate_opt_timestamp("start_time", self.start_time.as_ref())?;
+        validate_opt_timestamp("end_time", self.end_time.as_ref())?;
         validate_page(self.limit, self.offset)
     }
 }
@@ -1446,7 +1456,7 @@ impl TokenUsageSample {
         validate_count("prompt_tokens", self.prompt_tokens)?;
         validate_count("completion_tokens", self.completion_tokens)?;
         validate_count("total_tokens", self.total_tokens)?;
-        Ok(())
+        validate_opt_timestamp("at", self.at.as_ref())
     }
 }
 
@@ -1458,6 +1468,7 @@ impl StageTimingSample {
     pub fn validate(&self) -> Result<()> {
         validate_name("stage_name", &self.stage_name, 256)?;
         validate_count("duration_ms", self.duration_ms)?;
+        validate_opt_timestamp("at", self.at.as_ref())?;
         validate_opt_text("metadata", self.metadata.as_deref())
     }
 }
@@ -1473,6 +1484,7 @@ impl DataStatsSample {
             validate_name("context_type", c, 256)?;
         }
         validate_count("count", self.count)?;
+        validate_opt_timestamp("at", self.at.as_ref())?;
         validate_opt_text("metadata", self.metadata.as_deref())
     }
 }

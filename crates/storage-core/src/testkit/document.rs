@@ -652,11 +652,28 @@ pub mod cases {
         let mut t = NewTodo::new("do it");
         t.urgency = -1;
         assert_invalid(b.insert_todo(&t).await, "urgency");
+        // Instants no backend can hold (MariaDB stored them as the zero date) are refused.
+        for (field, text) in [
+            ("start_time", "9999-12-31T23:59:59.999999-12:00"),
+            ("start_time", "2016-12-31T23:59:60.5+00:00"),
+            ("end_time", "0001-01-01T00:00:00+00:00"),
+        ] {
+            let mut t = NewTodo::new("do it");
+            let at = Some(parse_timestamp(text).expect("parses"));
+            if field == "start_time" {
+                t.start_time = at;
+            } else {
+                t.end_time = at;
+            }
+            assert_invalid(b.insert_todo(&t).await, field);
+        }
         assert!(
             b.get_todos(&TodoQuery::default()).await.unwrap().is_empty(),
             "nothing written"
         );
         let id = b.insert_todo(&NewTodo::new("real")).await.unwrap();
+        let far = parse_timestamp("9999-12-31T20:00:00+00:00").ok();
+        assert_invalid(b.update_todo_status(id, 1, far).await, "end_time");
         assert_invalid(b.update_todo_status(id, -3, None).await, "status");
         assert_eq!(
             b.get_todos(&TodoQuery::default()).await.unwrap()[0].status,

@@ -1206,6 +1206,12 @@ pub mod cases {
         let mut c = context("huge", ContextType::Event, 3);
         c.vectorize.text = Some("x".repeat(crate::validate::MAX_PAYLOAD_BYTES + 1));
         bad_batches.push(("oversized payload", c));
+        let mut c = context("year10000", ContextType::Event, 3);
+        c.properties.event_time = parse_timestamp("9999-12-31T23:59:59-12:00").expect("timestamp");
+        bad_batches.push(("a time no backend can hold", c));
+        let mut c = context("leap", ContextType::Event, 3);
+        c.properties.create_time = parse_timestamp("2016-12-31T23:59:60+00:00").expect("ts");
+        bad_batches.push(("a leap second", c));
         for (what, bad) in bad_batches {
             let r = b.batch_upsert_processed_context(&[good.clone(), bad]).await;
             expect_kind(r, ErrorKind::InvalidInput, what);
