@@ -127,9 +127,11 @@ impl UnifiedStorage {
     /// [`ErrorKind::Config`] when storage is disabled, `storage.naive_timezone` is not a known
     /// zone (it is applied to the whole process before any backend opens; see
     /// [`crate::time::NaiveZone`]), no backend is configured, a backend
-    /// name is not registered, or an embedder is configured but the `openai` feature is off
-    /// or its dimension differs from the vector backend's; any error a backend's constructor
-    /// returns (opening files, connecting).
+    /// name is not registered, or an embedder is configured whose settings are out of range or
+    /// whose dimension differs from the vector backend's; any error a backend's constructor
+    /// returns (opening files, connecting). Without the `openai` feature a configured
+    /// `embedding_model` is not used (a warning says so; contexts must then carry vectors),
+    /// because the original's files always carry that section.
     pub async fn from_config_with(
         config: &AppConfig,
         factory: &StorageBackendFactory,

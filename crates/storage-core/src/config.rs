@@ -186,7 +186,8 @@ impl BackendConfig {
             }
         }
         let value = Json::Object(map);
-        let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let mut note =
+            |path: serde_ignored::Path<'_>| unknown.push(path.to_string().replace(".?", ""));
         let de = serde_ignored::Deserializer::new(value, &mut note);
         let parsed: std::result::Result<T, _> = serde_path_to_error::deserialize(de);
         // An unknown key first: a misspelt required key also reports the key as missing.
@@ -377,6 +378,42 @@ pub struct EmbeddingConfig {
     pub batch_size: usize,
 }
 
+impl EmbeddingConfig {
+    /// Largest accepted `batch_size`.
+    pub const MAX_BATCH_SIZE: usize = 2048;
+
+    /// Checks the values: `timeout_secs` above 0 and at most 86400, `batch_size` from 1 to
+    /// [`EmbeddingConfig::MAX_BATCH_SIZE`], `output_dim` (when set) at least 1.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Config`] naming the key and the bound.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.timeout_secs.is_finite()
+            && self.timeout_secs > 0.0
+            && self.timeout_secs <= 86_400.0)
+        {
+            return Err(StorageError::config(format!(
+                "embedding_model.timeout_secs is {}, it must be a number of seconds above 0 and \
+                 at most 86400",
+                self.timeout_secs
+            )));
+        }
+        if !(1..=Self::MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(StorageError::config(format!(
+                "embedding_model.batch_size is {}, the range is 1 to {}",
+                self.batch_size,
+                Self::MAX_BATCH_SIZE
+            )));
+        }
+        if self.output_dim == Some(0) {
+            return Err(StorageError::config(
+                "embedding_model.output_dim is 0, it must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn default_timeout() -> f64 {
     30.0
 }
@@ -536,7 +573,7 @@ pub fn parse_config(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<
     let mut json = Json::Object(sections);
     substitute_tree(&mut json, &mut String::new(), &env)?;
     let mut unknown = Vec::new();
-    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string().replace(".?", ""));
     let de = serde_ignored::Deserializer::new(json, &mut note);
     let parsed: std::result::Result<AppConfig, _> = serde_path_to_error::deserialize(de);
     // Keys the original's files carry in these sections that nothing here reads.
@@ -563,6 +600,9 @@ pub fn parse_config(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<
         ))
     })?;
     config.storage.validate()?;
+    if let Some(e) = &config.embedding_model {
+        e.validate()?;
+    }
     Ok(config)
 }
 
@@ -881,6 +921,24 @@ consumption:
             cfg.storage.backends[0].parse::<LocalConfig>().unwrap().path,
             "x"
         );
+    }
+
+    #[test]
+    fn embedding_settings_out_of_range_are_refused() {
+        let base = "embedding_model: {base_url: \"http://x\", model: m";
+        for (extra, needle) in [
+            (", batch_size: 0}", "batch_size is 0"),
+            (", timeout_secs: -1}", "timeout_secs is -1"),
+            (", output_dim: 0}", "output_dim is 0"),
+        ] {
+            let e = config_error(&format!("{base}{extra}\n"));
+            assert!(e.contains(needle), "{e}");
+        }
+        let ok = parse_config(
+            &format!("{base}, provider: openai, output_dim: 2048}}\n"),
+            env,
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err());
     }
 
     #[test]
