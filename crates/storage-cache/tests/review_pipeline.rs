@@ -1,6 +1,6 @@
-//! Reviewer finding (review9): an atomic pipeline that fails at run time reports
-//! `WriteOutcome::NotApplied` on InMemoryCache although its other commands were applied
-//! (Redis says `Unknown`). `#[ignore]` until fixed.
+//! Reviewer finding (review9): an atomic pipeline that fails at run time must not report
+//! `WriteOutcome::NotApplied` when its other commands were applied (InMemoryCache did;
+//! Redis says `Unknown`, and now so does InMemoryCache).
 use storage_cache::testkit::{CacheFactory, MemoryFactory};
 use storage_cache::*;
 use storage_core::WriteOutcome;

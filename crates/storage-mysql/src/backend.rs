@@ -8,7 +8,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::mysql::MySqlPool;
 use sqlx::pool::PoolConnection;
-use storage_core::records::validate_todo_status;
 use storage_core::*;
 
 use crate::config::MysqlConfig;
@@ -424,9 +423,7 @@ impl DocumentStorageBackend for MysqlBackend {
     ) -> Result<bool> {
         check(
             "update_todo_status",
-            validate_todo_status(status).and_then(|()| {
-                storage_core::time::validate_opt_timestamp("end_time", end_time.as_ref())
-            }),
+            records::validate_todo_status_update(status, end_time.as_ref()),
         )?;
         autocommit!(self, "update_todo_status", Effect::Idempotent, |c| {
             q::update_todo_status(c, todo_id, status, end_time).await?
@@ -594,15 +591,8 @@ impl DocumentStorageBackend for MysqlBackend {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<DataStatsRecord>> {
-        storage_core::time::validate_timestamp("start", &start)
-            .and_then(|()| storage_core::time::validate_timestamp("end", &end))
+        records::validate_time_range(&start, &end)
             .context(NAME, "query_monitoring_data_stats_by_range")?;
-        if end < start {
-            return Err(StorageError::invalid_input(format!(
-                "end {end} is before start {start}"
-            )))
-            .context(NAME, "query_monitoring_data_stats_by_range");
-        }
         on_conn!(self, "query_monitoring_data_stats_by_range", |c| {
             q::query_data_stats_by_range(c, &start, &end).await?
         })

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use storage_core::records::validate_todo_status;
 use storage_core::*;
 
 use crate::config::SqliteConfig;
@@ -218,9 +217,7 @@ impl DocumentStorageBackend for SqliteBackend {
     ) -> Result<bool> {
         check(
             "update_todo_status",
-            validate_todo_status(status).and_then(|()| {
-                storage_core::time::validate_opt_timestamp("end_time", end_time.as_ref())
-            }),
+            records::validate_todo_status_update(status, end_time.as_ref()),
         )?;
         self.write("update_todo_status", move |c| {
             q::update_todo_status(c, todo_id, status, end_time)
@@ -371,15 +368,8 @@ impl DocumentStorageBackend for SqliteBackend {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<DataStatsRecord>> {
-        storage_core::time::validate_timestamp("start", &start)
-            .and_then(|()| storage_core::time::validate_timestamp("end", &end))
+        records::validate_time_range(&start, &end)
             .context(NAME, "query_monitoring_data_stats_by_range")?;
-        if end < start {
-            return Err(StorageError::invalid_input(format!(
-                "end {end} is before start {start}"
-            )))
-            .context(NAME, "query_monitoring_data_stats_by_range");
-        }
         self.read("query_monitoring_data_stats_by_range", move |c| {
             q::query_data_stats_by_range(c, &start, &end)
         })

@@ -1328,6 +1328,31 @@ pub fn validate_todo_status(status: i64) -> Result<()> {
     Ok(())
 }
 
+/// Checks the arguments of [`crate::DocumentStorageBackend::update_todo_status`]: a known
+/// status and a storable `end_time`.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming the field and the bound.
+pub fn validate_todo_status_update(status: i64, end_time: Option<&Timestamp>) -> Result<()> {
+    validate_todo_status(status)?;
+    validate_opt_timestamp("end_time", end_time)
+}
+
+/// Checks a time range: both ends storable and `end` not before `start`.
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] naming the bound.
+pub fn validate_time_range(start: &Timestamp, end: &Timestamp) -> Result<()> {
+    crate::time::validate_timestamp("start", start)?;
+    crate::time::validate_timestamp("end", end)?;
+    if end < start {
+        return Err(StorageError::invalid_input(format!(
+            "end {end} is before start {start}"
+        )));
+    }
+    Ok(())
+}
+
 impl NewTodo {
     /// Checks status, urgency (`>= 0`) and sizes.
     ///
